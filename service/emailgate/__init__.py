@@ -1,0 +1,3 @@
+"""emailgate: real-time email validation for signup forms."""
+
+__version__ = "0.1.0"
