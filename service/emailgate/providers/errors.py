@@ -1,12 +1,12 @@
 """Why a provider gave no verdict. Each class names its metric `outcome`.
 
-    ProviderError
-    ├── ProviderTimeout        timeout        no answer within the budget
-    ├── RateLimited            rate_limited   429; pause the provider for `retry_after`
-    ├── NoCredits              no_credits     402; stop calling until credits come back
-    ├── Unauthorized           unauthorized   401/403; the key is refused
-    ├── BadResponse            bad_response   a body that is not the documented JSON
-    └── ProviderUnavailable    error          5xx, refused or reset connection
+ProviderError
+├── ProviderTimeout        timeout        no answer within the budget
+├── RateLimited            rate_limited   429; pause the provider for `retry_after`
+├── NoCredits              no_credits     402; stop calling until credits come back
+├── Unauthorized           unauthorized   401/403; the key is refused
+├── BadResponse            bad_response   a body that is not the documented JSON
+└── ProviderUnavailable    error          5xx, refused or reset connection
 """
 
 from __future__ import annotations

@@ -52,7 +52,7 @@ class Address:
     """A syntactically valid address, normalised."""
 
     email: str
-    """`user@ascii-domain`: trimmed, domain lower-cased and IDNA-encoded (contract `email_address`)."""
+    """`user@ascii-domain`: trimmed, domain lower-cased, IDNA (contract `email_address`)."""
     user: str
     """The local part, as given (case kept: mailbox names may be case-sensitive)."""
     domain: str
@@ -97,7 +97,7 @@ class Verdict:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Verdict:
-        """Rebuild a verdict stored by `to_dict`; raises KeyError/ValueError/TypeError if damaged."""
+        """Rebuild a stored verdict; KeyError, ValueError or TypeError if it is damaged."""
         score = data["score"]
         if not isinstance(score, int) or not 0 <= score <= 100:
             raise ValueError("score out of range")

@@ -1,0 +1,83 @@
+"""The aiohttp application, built by a factory whose dependencies are all injectable."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+import orjson
+from aiocache.base import BaseCache
+from aiohttp import web
+
+from emailgate import appkeys
+from emailgate.clock import Clock, monotonic
+from emailgate.config import Settings
+from emailgate.http import handlers
+from emailgate.http.errors import JSON
+from emailgate.http.middlewares import errors
+from emailgate.http.openapi import document
+from emailgate.metrics import Metrics
+from emailgate.providers.base import VerdictSource
+from emailgate.services import open_services
+from emailgate.verify.dns import DomainResolver
+from emailgate.verify.domains import DomainLists
+
+log = logging.getLogger("emailgate")
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clock: Clock = monotonic,
+    metrics: Metrics | None = None,
+    resolver: DomainResolver | None = None,
+    cache_backend: BaseCache | None = None,
+    chain: VerdictSource | None = None,
+    lists: DomainLists | None = None,
+) -> web.Application:
+    """The emailgate app. Anything not given is built from `settings` at start-up."""
+    metrics = metrics or Metrics()
+    app = web.Application(client_max_size=handlers.MAX_BODY, middlewares=[errors])
+    app[appkeys.SETTINGS] = settings
+    app[appkeys.METRICS] = metrics
+
+    async def services_ctx(app: web.Application) -> AsyncIterator[None]:
+        async with open_services(
+            settings,
+            metrics=metrics,
+            clock=clock,
+            resolver=resolver,
+            cache_backend=cache_backend,
+            chain=chain,
+            lists=lists,
+        ) as services:
+            app[appkeys.SERVICES] = services
+            log.info(
+                "emailgate ready",
+                extra={
+                    "event": "start",
+                    "listen": f"{settings.host}:{settings.port}",
+                    "embedded_defaults": settings.embedded_defaults(),
+                    "notes": services.notes,
+                    "client_authentication": "none (no EMAILGATE_API_KEYS_FILE)"
+                    if settings.api_keys_file is None
+                    else "keys file",
+                },
+            )
+            yield
+
+    app.cleanup_ctx.append(services_ctx)
+
+    openapi_body = orjson.dumps(document())
+
+    async def openapi(request: web.Request) -> web.Response:
+        return web.Response(body=openapi_body, headers={"Content-Type": JSON})
+
+    app.router.add_get("/api/v1/verify", handlers.verify_get)
+    app.router.add_post("/api/v1/verify", handlers.verify_post)
+    app.router.add_get("/api/v1/credits", handlers.credits)
+    app.router.add_get("/healthz", handlers.healthz)
+    app.router.add_get("/readyz", handlers.readyz)
+    app.router.add_get("/metrics", handlers.metrics)
+    app.router.add_get("/openapi.json", openapi)
+    return app

@@ -1,0 +1,14 @@
+"""Typed keys for everything the app holds (aiohttp `web.AppKey`), in one place."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from emailgate.config import Settings
+from emailgate.metrics import Metrics
+from emailgate.services import Services
+
+SETTINGS = web.AppKey("settings", Settings)
+METRICS = web.AppKey("metrics", Metrics)
+SERVICES = web.AppKey("services", Services)
+"""Long-lived resources (verifier, cache, Redis, providers), set by the app's cleanup_ctx."""

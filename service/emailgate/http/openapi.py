@@ -1,0 +1,315 @@
+"""The OpenAPI 3.1 description of the HTTP API, served at /openapi.json.
+
+Tests validate real responses against these schemas, so this document cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from emailgate import __version__
+
+STATES = ["deliverable", "undeliverable", "risky", "unknown"]
+REASONS = [
+    "accepted_email",
+    "invalid_email",
+    "invalid_domain",
+    "rejected_email",
+    "low_quality",
+    "low_deliverability",
+    "dns_error",
+    "timeout",
+    "unavailable_provider",
+    "unknown",
+]
+SOURCES = ["local", "listcleanser", "cleanmylist", "sandbox"]
+
+_nullable_str: dict[str, Any] = {"type": ["string", "null"]}
+_nullable_bool: dict[str, Any] = {"type": ["boolean", "null"]}
+
+RESULT: dict[str, Any] = {
+    "type": "object",
+    "description": "ListCleanser's single-verify record plus the decision for the context.",
+    "additionalProperties": False,
+    "required": [
+        "email_address",
+        "user",
+        "domain",
+        "state",
+        "reason",
+        "score",
+        "accept_all",
+        "disposable",
+        "free",
+        "role",
+        "possible_spamtrap",
+        "did_you_mean",
+        "mx_record",
+        "smtp_provider",
+        "duration",
+        "decision",
+        "context",
+        "threshold",
+        "source",
+        "cached",
+    ],
+    "properties": {
+        "email_address": {
+            "type": "string",
+            "description": "The address as checked: trimmed, domain lower-cased, IDNA.",
+        },
+        "user": {"type": "string", "description": "Local part."},
+        "domain": {"type": "string", "description": "Domain, in Unicode form."},
+        "state": {"type": "string", "enum": STATES},
+        "reason": {"type": "string", "enum": REASONS},
+        "score": {"type": "integer", "minimum": 0, "maximum": 100},
+        "accept_all": {
+            **_nullable_bool,
+            "description": "Domain accepts every address; null when not known.",
+        },
+        "disposable": {"type": "boolean"},
+        "free": {"type": "boolean"},
+        "role": {"type": "boolean"},
+        "possible_spamtrap": {"type": "boolean"},
+        "did_you_mean": {
+            **_nullable_str,
+            "description": "Suggested address when the domain looks like a typo.",
+        },
+        "mx_record": {**_nullable_str, "description": "Best MX host."},
+        "smtp_provider": {**_nullable_str, "description": "Mailbox provider when known."},
+        "duration": {"type": "number", "minimum": 0, "description": "Seconds spent on this check."},
+        "decision": {"type": "string", "enum": ["accept", "reject"]},
+        "context": {"type": "string"},
+        "threshold": {"type": "integer", "minimum": 0, "maximum": 100},
+        "source": {"type": "string", "enum": SOURCES, "description": "Who produced the verdict."},
+        "cached": {"type": "boolean", "description": "Answered from the cache."},
+    },
+}
+
+ERROR: dict[str, Any] = {
+    "type": "object",
+    "required": ["success", "message"],
+    "properties": {"success": {"const": False}, "message": {"type": "string"}},
+}
+
+VERIFY_OK: dict[str, Any] = {
+    "type": "object",
+    "required": ["success", "data"],
+    "additionalProperties": False,
+    "properties": {"success": {"const": True}, "data": {"$ref": "#/components/schemas/Result"}},
+}
+
+CREDITS: dict[str, Any] = {
+    "type": "object",
+    "required": ["success", "data"],
+    "properties": {
+        "success": {"const": True},
+        "data": {
+            "type": "object",
+            "required": ["listcleanser", "cleanmylist"],
+            "additionalProperties": False,
+            "properties": {
+                "listcleanser": {"type": ["integer", "null"]},
+                "cleanmylist": {"type": ["integer", "null"]},
+            },
+        },
+    },
+}
+
+STATUS: dict[str, Any] = {
+    "type": "object",
+    "required": ["success", "status"],
+    "properties": {
+        "success": {"type": "boolean"},
+        "status": {"type": "string"},
+        "message": {"type": "string"},
+        "reasons": {"type": "array", "items": {"type": "string"}},
+        "checks": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "required": ["ok", "detail"],
+                "properties": {"ok": {"type": "boolean"}, "detail": {"type": "string"}},
+            },
+        },
+    },
+}
+
+
+def _error(description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+_RATE_HEADERS: dict[str, Any] = {
+    "Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait."},
+    "RateLimit-Limit": {"schema": {"type": "integer"}},
+    "RateLimit-Remaining": {"schema": {"type": "integer"}},
+    "RateLimit-Reset": {"schema": {"type": "integer"}},
+}
+
+_VERIFY_RESPONSES: dict[str, Any] = {
+    "200": {
+        "description": "The verdict, also for a bad address: an undeliverable address is a result.",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/VerifyOk"}}},
+    },
+    "400": _error("Malformed request: no or non-string email, bad JSON, unknown context."),
+    "401": _error("Missing or unknown key."),
+    "403": _error("Key not allowed here (origin or client address)."),
+    "413": _error("Body larger than 8 KiB."),
+    "429": _error("Too many requests.", _RATE_HEADERS),
+}
+
+_CONTEXT_DESCRIPTION = "Decision context; its threshold comes from EMAILGATE_THRESHOLDS."
+
+
+def document() -> dict[str, Any]:
+    """The OpenAPI document as a plain dict."""
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "emailgate",
+            "version": __version__,
+            "description": "Real-time email validation for signup forms.",
+        },
+        "servers": [{"url": "/"}],
+        "security": [{}, {"ApiKey": []}, {"Bearer": []}],
+        "paths": {
+            "/api/v1/verify": {
+                "get": {
+                    "operationId": "verifyGet",
+                    "summary": "Check one address",
+                    "parameters": [
+                        {
+                            "name": "email",
+                            "in": "query",
+                            "required": True,
+                            "schema": {"type": "string"},
+                            "description": "The address to check.",
+                        },
+                        {
+                            "name": "context",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "string", "default": "signup"},
+                            "description": _CONTEXT_DESCRIPTION,
+                        },
+                    ],
+                    "responses": _VERIFY_RESPONSES,
+                },
+                "post": {
+                    "operationId": "verifyPost",
+                    "summary": "Check one address",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["email"],
+                                    "properties": {
+                                        "email": {"type": "string"},
+                                        "context": {
+                                            "type": "string",
+                                            "default": "signup",
+                                            "description": _CONTEXT_DESCRIPTION,
+                                        },
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "responses": _VERIFY_RESPONSES,
+                },
+            },
+            "/api/v1/credits": {
+                "get": {
+                    "operationId": "credits",
+                    "summary": "Last known provider credits",
+                    "responses": {
+                        "200": {
+                            "description": "Credits per provider; null when not known.",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/Credits"}
+                                }
+                            },
+                        },
+                        "401": _error("Missing or unknown key."),
+                        "403": _error("Key not allowed here."),
+                        "429": _error("Too many requests.", _RATE_HEADERS),
+                    },
+                }
+            },
+            "/healthz": {
+                "get": {
+                    "operationId": "healthz",
+                    "summary": "Liveness",
+                    "security": [],
+                    "responses": {"200": _status("The process serves.")},
+                }
+            },
+            "/readyz": {
+                "get": {
+                    "operationId": "readyz",
+                    "summary": "Readiness",
+                    "security": [],
+                    "responses": {
+                        "200": _status("Ready to answer."),
+                        "503": _status("Not ready; `reasons` says why."),
+                    },
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "operationId": "metrics",
+                    "summary": "Prometheus metrics",
+                    "security": [],
+                    "responses": {
+                        "200": {
+                            "description": "Prometheus text exposition format.",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        }
+                    },
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "operationId": "openapi",
+                    "summary": "This document",
+                    "security": [],
+                    "responses": {
+                        "200": {
+                            "description": "OpenAPI 3.1 document.",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        }
+                    },
+                }
+            },
+        },
+        "components": {
+            "schemas": {
+                "Result": RESULT,
+                "VerifyOk": VERIFY_OK,
+                "Error": ERROR,
+                "Credits": CREDITS,
+                "Status": STATUS,
+            },
+            "securitySchemes": {
+                "ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+                "Bearer": {"type": "http", "scheme": "bearer"},
+            },
+        },
+    }
+
+
+def _status(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Status"}}},
+    }

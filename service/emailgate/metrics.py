@@ -1,0 +1,124 @@
+"""Prometheus metrics on an injected registry, so every test app has its own.
+
+The contract's families (CONTRACT.md "Metrics") plus a few of ours. No label ever carries an
+address, a domain or a key: every label value comes from a small closed set.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+# Checks are bounded by the deadline (1.5 s by default); buckets resolve both the cache path
+# (sub-millisecond) and the provider path (hundreds of milliseconds).
+CHECK_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0,
+                 1.25, 1.5, 2.0, 3.0, 5.0)  # fmt: skip
+PROVIDER_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 5.0)
+
+PROVIDER_OUTCOMES = ("ok", "timeout", "rate_limited", "no_credits", "unauthorized",
+                     "bad_response", "error")  # fmt: skip
+SKIP_REASONS = ("no_token", "circuit_open", "deadline", "paused")
+
+
+class Metrics:
+    """Every metric family the service exports, registered on `registry`."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.checks = Counter(
+            "emailgate_checks_total", "Verify checks answered.",
+            ["context", "decision", "source"], registry=r,
+        )  # fmt: skip
+        self.check_duration = Histogram(
+            "emailgate_check_duration_seconds", "Time to answer a verify check.",
+            ["source"], buckets=CHECK_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.cache_lookups = Counter(
+            "emailgate_cache_lookups_total", "Verdict cache lookups.", ["result"], registry=r
+        )
+        self.cache_errors = Counter(
+            "emailgate_cache_errors_total",
+            "Cache operations that failed and were treated as misses.",
+            ["op"],
+            registry=r,
+        )
+        self.provider_requests = Counter(
+            "emailgate_provider_requests_total", "Calls to verification providers.",
+            ["provider", "outcome"], registry=r,
+        )  # fmt: skip
+        self.provider_skips = Counter(
+            "emailgate_provider_skips_total", "Providers skipped without a call.",
+            ["provider", "why"], registry=r,
+        )  # fmt: skip
+        self.provider_duration = Histogram(
+            "emailgate_provider_request_duration_seconds", "Time of one provider call.",
+            ["provider"], buckets=PROVIDER_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.provider_credits = Gauge(
+            "emailgate_provider_credits", "Last known credits left at a provider.",
+            ["provider"], registry=r,
+        )  # fmt: skip
+        self.circuit_open = Gauge(
+            "emailgate_circuit_open", "1 while a provider's circuit breaker is open.",
+            ["provider"], registry=r,
+        )  # fmt: skip
+        self.provider_paused = Gauge(
+            "emailgate_provider_paused",
+            "1 while a provider is not called (no credits, key refused, Retry-After).",
+            ["provider"], registry=r,
+        )  # fmt: skip
+        self.dns_lookups = Counter(
+            "emailgate_dns_lookups_total", "Mail domain classifications by outcome.",
+            ["status"], registry=r,
+        )  # fmt: skip
+        self.redis_degraded = Gauge(
+            "emailgate_redis_degraded",
+            "1 while Redis is unreachable and in-process fallbacks are in force.",
+            registry=r,
+        )
+        self.client_rejections = Counter(
+            "emailgate_client_rejections_total", "Requests refused before a check.",
+            ["why"], registry=r,
+        )  # fmt: skip
+        self.inflight = Gauge(
+            "emailgate_checks_in_flight", "Verify checks being answered now.", registry=r
+        )
+        self._hit = self.cache_lookups.labels("hit")
+        self._miss = self.cache_lookups.labels("miss")
+        self._check_children: dict[tuple[str, str, str], Counter] = {}
+        self._duration_children: dict[str, Histogram] = {}
+
+    def observe_check(self, context: str, decision: str, source: str, seconds: float) -> None:
+        """Count one answered check and its duration (children cached: this is the hot path)."""
+        key = (context, decision, source)
+        child = self._check_children.get(key)
+        if child is None:
+            child = self._check_children[key] = self.checks.labels(*key)
+        child.inc()
+        hist = self._duration_children.get(source)
+        if hist is None:
+            hist = self._duration_children[source] = self.check_duration.labels(source)
+        hist.observe(seconds)
+
+    def cache_lookup(self, *, hit: bool) -> None:
+        (self._hit if hit else self._miss).inc()
+
+    def cache_error(self, op: str) -> None:
+        self.cache_errors.labels(op).inc()
+
+    def prime(self, contexts: list[str], providers: list[str]) -> None:
+        """Create the known label sets at zero, so dashboards and alerts see them from start."""
+        for ctx in contexts:
+            for decision in ("accept", "reject"):
+                for source in ("local", *providers):
+                    self.checks.labels(ctx, decision, source)
+        for result in ("hit", "miss"):
+            self.cache_lookups.labels(result)
+        for p in providers:
+            for outcome in PROVIDER_OUTCOMES:
+                self.provider_requests.labels(p, outcome)
+            for why in SKIP_REASONS:
+                self.provider_skips.labels(p, why)
+            self.circuit_open.labels(p).set(0)
+            self.provider_paused.labels(p).set(0)
+        self.redis_degraded.set(0)

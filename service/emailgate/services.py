@@ -1,0 +1,176 @@
+"""The long-lived parts of a running emailgate, built from settings, closed in reverse order.
+
+The HTTP app owns one `Services` through its cleanup_ctx; `emailgate check` opens its own.
+Every part can be passed in instead (tests pass fakes of the wire, never of our internals).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import redis.asyncio as aioredis
+from aiocache.base import BaseCache
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from emailgate.cache import BoundedMemoryCache, SharedRedisCache, VerdictCache
+from emailgate.clock import Clock, monotonic
+from emailgate.config import Settings, redact_url
+from emailgate.metrics import Metrics
+from emailgate.privacy import Hasher
+from emailgate.providers.base import VerdictSource
+from emailgate.verify.dns import DomainResolver, MXResolver
+from emailgate.verify.domains import DomainLists
+from emailgate.verify.pipeline import Verifier
+
+log = logging.getLogger("emailgate.services")
+
+HASH_KEY_REDIS_KEY = "emailgate:v1:hash-key"
+
+
+@dataclass
+class Services:
+    """What a running service holds."""
+
+    settings: Settings
+    metrics: Metrics
+    verifier: Verifier
+    lists: DomainLists
+    resolver: DomainResolver
+    cache: VerdictCache
+    redis: aioredis.Redis | None = None
+    chain: VerdictSource | None = None
+    notes: list[str] = field(default_factory=list)
+    """Start-up facts worth one log line (embedded defaults in force, degraded parts)."""
+    known_credits: dict[str, int | None] = field(
+        default_factory=lambda: {"listcleanser": None, "cleanmylist": None}
+    )
+
+    def credits(self) -> dict[str, int | None]:
+        """The last known credits per provider (None until a provider told us)."""
+        return dict(self.known_credits)
+
+    async def readiness(self) -> dict[str, tuple[bool, str]]:
+        """Each readiness check: (ok, detail)."""
+        checks: dict[str, tuple[bool, str]] = {
+            "lists": (len(self.lists) > 0, f"{len(self.lists)} domains loaded"),
+        }
+        if self.redis is not None:
+            try:
+                await asyncio.wait_for(self.redis.ping(), timeout=0.5)
+                checks["redis"] = (True, "reachable")
+            except (aioredis.RedisError, OSError, TimeoutError) as e:
+                checks["redis"] = (False, f"unreachable ({type(e).__name__})")
+        return checks
+
+
+def connect_redis(url: str, *, deadline: float) -> aioredis.Redis:
+    """A client with a blocking, bounded pool and timeouts well inside the deadline."""
+    # Waiting for a pooled connection, connecting and each command are all bounded: a slow or
+    # dead Redis must cost a fraction of the deadline, then the caller fails open.
+    op = max(0.05, min(0.25, deadline / 6))
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url,
+        max_connections=64,
+        timeout=op,
+        socket_timeout=op,
+        socket_connect_timeout=op,
+        # redis-py retries 3 times by default; inside a 1.5 s budget a failure must fail fast.
+        retry=Retry(NoBackoff(), 0),
+    )
+    return aioredis.Redis(connection_pool=pool)
+
+
+async def shared_hash_key(client: aioredis.Redis) -> bytes | None:
+    """The fleet's hash key from Redis, created by whichever replica asks first."""
+    try:
+        await client.set(HASH_KEY_REDIS_KEY, secrets.token_hex(32), nx=True)
+        value = await client.get(HASH_KEY_REDIS_KEY)
+    except (TimeoutError, aioredis.RedisError, OSError):
+        return None
+    return value.encode() if isinstance(value, str) else value or None
+
+
+@contextlib.asynccontextmanager
+async def open_services(
+    settings: Settings,
+    *,
+    metrics: Metrics | None = None,
+    clock: Clock = monotonic,
+    resolver: DomainResolver | None = None,
+    cache_backend: BaseCache | None = None,
+    chain: VerdictSource | None = None,
+    lists: DomainLists | None = None,
+) -> AsyncIterator[Services]:
+    """Build every part from `settings` (or take the ones given) and close them on exit."""
+    metrics = metrics or Metrics()
+    notes: list[str] = []
+    async with contextlib.AsyncExitStack() as stack:
+        redis_client: aioredis.Redis | None = None
+        if settings.redis_url is not None:
+            redis_client = connect_redis(settings.redis_url.reveal(), deadline=settings.deadline)
+            stack.push_async_callback(redis_client.aclose)
+            notes.append(f"redis: {redact_url(settings.redis_url.reveal())}")
+
+        hasher = await _hasher(settings, redis_client, notes)
+
+        if resolver is None:
+            resolver = MXResolver(settings.dns_servers, clock=clock)
+            if not settings.dns_servers:
+                notes.append("dns: the system's name servers")
+        stack.push_async_callback(resolver.close)
+
+        if cache_backend is None:
+            if redis_client is not None:
+                cache_backend = SharedRedisCache(redis_client, timeout=0.15)
+            else:
+                cache_backend = BoundedMemoryCache(settings.cache_max_entries, clock=clock)
+                notes.append(f"cache: in memory, at most {settings.cache_max_entries} entries")
+        cache = VerdictCache(cache_backend, hasher=hasher, metrics=metrics)
+
+        if chain is None and not settings.active_providers:
+            notes.append("providers: none configured, local checks only")
+        lists = lists or DomainLists()
+        verifier = Verifier(
+            lists=lists,
+            resolver=resolver,
+            cache=cache,
+            metrics=metrics,
+            hasher=hasher,
+            thresholds=settings.thresholds,
+            deadline=settings.deadline,
+            chain=chain,
+            clock=clock,
+        )
+        metrics.prime(list(settings.thresholds), list(settings.active_providers))
+        services = Services(
+            settings=settings,
+            metrics=metrics,
+            verifier=verifier,
+            lists=lists,
+            resolver=resolver,
+            cache=cache,
+            redis=redis_client,
+            chain=chain,
+            notes=notes,
+        )
+        # Checks in flight finish before their resources close (graceful shutdown).
+        stack.push_async_callback(verifier.flight.wait_all)
+        yield services
+
+
+async def _hasher(settings: Settings, client: aioredis.Redis | None, notes: list[str]) -> Hasher:
+    if settings.hash_key is not None:
+        return Hasher(settings.hash_key.reveal().encode())
+    if client is not None:
+        key = await shared_hash_key(client)
+        if key is not None:
+            notes.append("hash key: shared through Redis (set EMAILGATE_HASH_KEY to choose it)")
+            return Hasher(key)
+    notes.append("hash key: random for this process (set EMAILGATE_HASH_KEY to share it)")
+    return Hasher.random()

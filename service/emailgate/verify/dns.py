@@ -1,0 +1,218 @@
+"""Stage 5: does the domain take mail? MX with aiodns, A/AAAA as the implicit MX, bounded cache.
+
+RFC 5321 §5.1: no MX records means the domain's own address records are the mail host.
+RFC 7505: a single MX of preference 0 and exchange "." (a null MX) says "no mail here".
+c-ares timeouts are adaptive, so the caller's budget is enforced here with `wait_for`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+import aiodns
+import pycares
+from aiodns import error as ares
+
+from emailgate.clock import Clock, monotonic
+
+# Cache bounds for domain answers: positive answers follow the record's TTL within these.
+MIN_TTL = 60.0
+MAX_TTL = 3600.0
+NEGATIVE_TTL = (
+    300.0  # NXDOMAIN, null MX, nothing at all (RFC 2308 suggests 1–3 h; we re-check sooner)
+)
+ERROR_TTL = 15.0  # SERVFAIL or timeout: don't hammer a sick server, but look again soon
+
+
+class MailStatus(StrEnum):
+    """What DNS says about a domain as a mail destination."""
+
+    MX = "mx"
+    IMPLICIT = "implicit"  # no MX, but an A or AAAA record (RFC 5321 §5.1)
+    NO_MAIL = "no_mail"  # null MX (RFC 7505), or neither MX nor address records
+    NXDOMAIN = "nxdomain"
+    ERROR = "error"  # SERVFAIL, refused, timeout: state unknown
+
+    @property
+    def takes_mail(self) -> bool:
+        return self in (MailStatus.MX, MailStatus.IMPLICIT)
+
+
+@dataclass(frozen=True, slots=True)
+class MailDomain:
+    """The answer for one domain."""
+
+    status: MailStatus
+    mx: str | None = None
+    detail: str = ""
+
+
+class DomainResolver(Protocol):
+    """Stage 5's seam: tests and other resolvers plug in here."""
+
+    async def lookup(self, domain: str, timeout: float) -> MailDomain:
+        """Classify `domain` (ASCII) within `timeout` seconds; never raises for DNS trouble."""
+        ...
+
+    async def close(self) -> None:
+        """Release sockets."""
+        ...
+
+
+class MXResolver:
+    """aiodns-backed DomainResolver with a bounded, TTL-respecting cache and single flight."""
+
+    def __init__(
+        self,
+        nameservers: Sequence[str] = (),
+        *,
+        clock: Clock = monotonic,
+        max_entries: int = 10_000,
+        query_timeout: float = 0.5,
+        tries: int = 2,
+    ) -> None:
+        self._nameservers = list(nameservers)
+        self._clock = clock
+        self._max_entries = max_entries
+        self._query_timeout = query_timeout
+        self._tries = tries
+        self._resolver: aiodns.DNSResolver | None = None
+        self._cache: OrderedDict[str, tuple[float, MailDomain]] = OrderedDict()
+        self._inflight: dict[str, asyncio.Task[tuple[MailDomain, float]]] = {}
+
+    def _channel(self) -> aiodns.DNSResolver:
+        if self._resolver is None:
+            # Created lazily: aiodns binds to the running loop. NOSEARCH: a typo domain must
+            # not be retried with the host's search domains appended.
+            self._resolver = aiodns.DNSResolver(
+                nameservers=self._nameservers or None,
+                timeout=self._query_timeout,
+                tries=self._tries,
+                flags=pycares.ARES_FLAG_NOSEARCH,
+            )
+        return self._resolver
+
+    async def close(self) -> None:
+        for task in self._inflight.values():
+            task.cancel()
+        if self._resolver is not None:
+            await self._resolver.close()
+            self._resolver = None
+
+    def cached(self, domain: str) -> MailDomain | None:
+        """The cached answer for `domain` if still fresh."""
+        entry = self._cache.get(domain)
+        if entry is None:
+            return None
+        expires, answer = entry
+        if expires <= self._clock():
+            del self._cache[domain]
+            return None
+        self._cache.move_to_end(domain)
+        return answer
+
+    async def lookup(self, domain: str, timeout: float) -> MailDomain:
+        hit = self.cached(domain)
+        if hit is not None:
+            return hit
+        if timeout <= 0:
+            return MailDomain(MailStatus.ERROR, detail="timeout")
+        task = self._inflight.get(domain)
+        if task is None:
+            task = asyncio.create_task(self._resolve(domain))
+            self._inflight[domain] = task
+            task.add_done_callback(lambda _t: self._finish(domain, _t))
+        try:
+            answer, _ttl = await asyncio.wait_for(asyncio.shield(task), timeout)
+        except TimeoutError:
+            return MailDomain(MailStatus.ERROR, detail="timeout")
+        return answer
+
+    def _finish(self, domain: str, task: asyncio.Task[tuple[MailDomain, float]]) -> None:
+        self._inflight.pop(domain, None)
+        if task.cancelled() or task.exception() is not None:
+            return
+        answer, ttl = task.result()
+        self._cache[domain] = (self._clock() + ttl, answer)
+        self._cache.move_to_end(domain)
+        while len(self._cache) > self._max_entries:
+            self._cache.popitem(last=False)
+
+    async def _resolve(self, domain: str) -> tuple[MailDomain, float]:
+        """Ask DNS; the answer and how long to keep it."""
+        # The whole resolution has its own ceiling so an abandoned lookup cannot linger.
+        ceiling = self._query_timeout * self._tries * 3
+        try:
+            return await asyncio.wait_for(self._resolve_unbounded(domain), ceiling)
+        except TimeoutError:
+            return MailDomain(MailStatus.ERROR, detail="timeout"), ERROR_TTL
+
+    async def _resolve_unbounded(self, domain: str) -> tuple[MailDomain, float]:
+        fqdn = domain.rstrip(".") + "."
+        try:
+            result = await self._channel().query_dns(fqdn, "MX")
+        except aiodns.error.DNSError as e:
+            code = e.args[0] if e.args else None
+            if code == ares.ARES_ENOTFOUND:
+                return MailDomain(MailStatus.NXDOMAIN, detail="nxdomain"), NEGATIVE_TTL
+            if code != ares.ARES_ENODATA:
+                return MailDomain(MailStatus.ERROR, detail=_error_name(code)), ERROR_TTL
+            return await self._implicit(fqdn, domain)
+        records = [
+            (r.data, r.ttl) for r in result.answer if isinstance(r.data, pycares.MXRecordData)
+        ]
+        if not records:
+            return await self._implicit(fqdn, domain)
+        hosts = [
+            (mx.priority, mx.exchange.rstrip(".").lower(), ttl)
+            for mx, ttl in records
+            if mx.exchange.strip(".")
+        ]
+        if not hosts:  # only null MX records
+            return MailDomain(MailStatus.NO_MAIL, detail="null_mx"), NEGATIVE_TTL
+        _, best, _ = min(hosts)
+        ttl = min(t for _, _, t in hosts)
+        return MailDomain(MailStatus.MX, mx=best), _clamp(ttl)
+
+    async def _implicit(self, fqdn: str, domain: str) -> tuple[MailDomain, float]:
+        """No MX: the A/AAAA records decide (RFC 5321 §5.1)."""
+        answers = await asyncio.gather(
+            self._channel().query_dns(fqdn, "A"),
+            self._channel().query_dns(fqdn, "AAAA"),
+            return_exceptions=True,
+        )
+        ttls = [
+            r.ttl
+            for a in answers
+            if isinstance(a, pycares.DNSResult)
+            for r in a.answer
+            if r.type in (pycares.QUERY_TYPE_A, pycares.QUERY_TYPE_AAAA)
+        ]
+        if ttls:
+            return MailDomain(MailStatus.IMPLICIT, mx=domain), _clamp(min(ttls))
+        codes = [a.args[0] if a.args else None for a in answers if isinstance(a, BaseException)]
+        if any(c == ares.ARES_ENOTFOUND for c in codes):
+            return MailDomain(MailStatus.NXDOMAIN, detail="nxdomain"), NEGATIVE_TTL
+        failures = [c for c in codes if c != ares.ARES_ENODATA]
+        if failures:
+            return MailDomain(MailStatus.ERROR, detail=_error_name(failures[0])), ERROR_TTL
+        return MailDomain(MailStatus.NO_MAIL, detail="no_mx_no_address"), NEGATIVE_TTL
+
+
+def _clamp(ttl: float) -> float:
+    return max(MIN_TTL, min(MAX_TTL, float(ttl)))
+
+
+def _error_name(code: object) -> str:
+    names = {
+        ares.ARES_ESERVFAIL: "servfail",
+        ares.ARES_ETIMEOUT: "timeout",
+        ares.ARES_EREFUSED: "refused",
+        ares.ARES_ECONNREFUSED: "refused",
+    }
+    return names.get(code, "dns_error") if isinstance(code, int) else "dns_error"

@@ -1,0 +1,292 @@
+"""The way one check travels (DESIGN.md): syntax, domain facts, cache, single flight, DNS,
+providers, decision, cache store. Only the cache, DNS and providers touch the network."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from emailgate.cache import VerdictCache
+from emailgate.clock import Clock, monotonic
+from emailgate.metrics import Metrics
+from emailgate.privacy import Hasher
+from emailgate.providers.base import ChainOutcome, VerdictSource
+from emailgate.providers.sandbox import sandbox_verdict
+from emailgate.verify import local
+from emailgate.verify.decision import decide, threshold_of
+from emailgate.verify.dns import DomainResolver, MailDomain, MailStatus
+from emailgate.verify.domains import DomainFacts, DomainLists
+from emailgate.verify.result import Address, Decision, Reason, Source, State, Verdict
+from emailgate.verify.singleflight import SingleFlight
+from emailgate.verify.syntax import InvalidAddress, parse_address, split_loosely
+
+log = logging.getLogger("emailgate.check")
+
+NO_PROVIDER = ChainOutcome(None, Reason.UNKNOWN)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """One answered check: the contract's RESULT."""
+
+    email_address: str
+    user: str
+    domain: str
+    verdict: Verdict
+    decision: Decision
+    context: str
+    threshold: int
+    cached: bool
+    duration: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """RESULT as JSON-ready values, in the contract's field order."""
+        v = self.verdict
+        return {
+            "email_address": self.email_address,
+            "user": self.user,
+            "domain": self.domain,
+            "state": v.state.value,
+            "reason": v.reason.value,
+            "score": v.score,
+            "accept_all": v.accept_all,
+            "disposable": v.disposable,
+            "free": v.free,
+            "role": v.role,
+            "possible_spamtrap": v.possible_spamtrap,
+            "did_you_mean": _with_user(v.did_you_mean, self.user),
+            "mx_record": v.mx_record,
+            "smtp_provider": v.smtp_provider,
+            "duration": round(self.duration, 6),
+            "decision": self.decision.value,
+            "context": self.context,
+            "threshold": self.threshold,
+            "source": v.source.value,
+            "cached": self.cached,
+        }
+
+
+def _with_user(suggestion: str | None, user: str) -> str | None:
+    # A cached suggestion may come from a case variant of this address: keep this user's spelling.
+    if suggestion is None:
+        return None
+    return f"{user}@{suggestion.rpartition('@')[2]}"
+
+
+class Verifier:
+    """Runs checks. Every dependency is given, so tests and the CLI build their own."""
+
+    def __init__(
+        self,
+        *,
+        lists: DomainLists,
+        resolver: DomainResolver,
+        cache: VerdictCache,
+        metrics: Metrics,
+        hasher: Hasher,
+        thresholds: Mapping[str, int],
+        deadline: float,
+        chain: VerdictSource | None = None,
+        clock: Clock = monotonic,
+    ) -> None:
+        self.lists = lists
+        self.resolver = resolver
+        self.cache = cache
+        self.metrics = metrics
+        self.hasher = hasher
+        self.thresholds = dict(thresholds)
+        self.deadline = deadline
+        self.chain = chain
+        self.clock = clock
+        self.flight: SingleFlight[Verdict] = SingleFlight()
+        self._warned_resolver = False
+
+    def threshold(self, context: str) -> int:
+        """The threshold of `context`; raises UnknownContext (a 400 at the HTTP layer)."""
+        return threshold_of(context, self.thresholds)
+
+    async def check(
+        self,
+        raw: str,
+        context: str = "signup",
+        *,
+        use_providers: bool = True,
+        sandbox: bool = False,
+    ) -> CheckResult:
+        """Check one address for `context` within the deadline. Never raises for bad input."""
+        threshold = self.threshold(context)
+        start = self.clock()
+        self.metrics.inflight.inc()
+        try:
+            try:
+                address = parse_address(raw)
+            except InvalidAddress:
+                return self._finish_invalid(raw, context, threshold, start)
+            verdict, cached = await self._verdict(address, start, use_providers, sandbox)
+            return self._finish(address, verdict, cached, context, threshold, start)
+        finally:
+            self.metrics.inflight.dec()
+
+    async def _verdict(
+        self, address: Address, start: float, use_providers: bool, sandbox: bool
+    ) -> tuple[Verdict, bool]:
+        if sandbox:
+            return sandbox_verdict(address), False
+        facts = self.lists.facts(address.ascii_domain)
+        role = self.lists.is_role(address.user)
+        key = self.cache.key(address)
+        deadline_at = start + self.deadline
+        cached = await self.cache.get(key, budget=deadline_at - self.clock())
+        if cached is not None:
+            return cached, True
+        task, _shared = self.flight.start(
+            (key, use_providers),
+            lambda: self._fresh(address, facts, role, key, deadline_at, use_providers),
+        )
+        try:
+            verdict = await asyncio.wait_for(
+                asyncio.shield(task), max(0.0, deadline_at - self.clock())
+            )
+        except TimeoutError:
+            # Every stage keeps to the deadline on its own; this is the net under them.
+            verdict = local.timeout_verdict(address, facts, role)
+        return verdict, False
+
+    async def _fresh(
+        self,
+        address: Address,
+        facts: DomainFacts,
+        role: bool,
+        key: str,
+        deadline_at: float,
+        use_providers: bool,
+    ) -> Verdict:
+        """A verdict nobody has cached: local checks, DNS, then providers; then store it."""
+        if facts.disposable:
+            verdict = local.disposable_verdict(address, facts, role)
+        else:
+            mail = await self.resolver.lookup(address.ascii_domain, deadline_at - self.clock())
+            mail = self._distrust(address.ascii_domain, mail)
+            self.metrics.dns_lookups.labels(mail.status.value).inc()
+            if mail.status.takes_mail or mail.status is MailStatus.ERROR:
+                verdict = await self._ask_providers(
+                    address, facts, role, mail, deadline_at, use_providers
+                )
+            else:
+                verdict = local.domain_verdict(address, facts, role, mail, Reason.UNKNOWN)
+        if (
+            use_providers
+            or verdict.source is not Source.LOCAL
+            or verdict.state is not State.UNKNOWN
+        ):
+            # A local guess made only because this caller's provider budget ran out must not
+            # stand in for a provider's answer that the next caller could get.
+            await self.cache.set(key, verdict)
+        return verdict
+
+    def _distrust(self, domain: str, mail: MailDomain) -> MailDomain:
+        """A resolver that says gmail.com takes no mail is broken (captive portal, sandbox,
+        misconfigured forwarder): treat it as a DNS failure, fail open, and say so once."""
+        if (
+            mail.status.takes_mail
+            or mail.status is MailStatus.ERROR
+            or domain not in self.lists.popular
+        ):
+            return mail
+        if not self._warned_resolver:
+            self._warned_resolver = True
+            log.warning(
+                "the DNS resolver denies a popular mail domain; its answers are unreliable",
+                extra={"event": "dns_unreliable", "status": mail.status.value},
+            )
+        return MailDomain(MailStatus.ERROR, detail="resolver denies a popular mail domain")
+
+    async def _ask_providers(
+        self,
+        address: Address,
+        facts: DomainFacts,
+        role: bool,
+        mail: MailDomain,
+        deadline_at: float,
+        use_providers: bool,
+    ) -> Verdict:
+        outcome = NO_PROVIDER
+        if use_providers and self.chain is not None:
+            outcome = await self.chain.verify(address, deadline_at)
+        if outcome.verdict is None:
+            return local.domain_verdict(address, facts, role, mail, outcome.why_none)
+        v = outcome.verdict
+        return dataclasses.replace(
+            v,
+            free=v.free or facts.free,
+            role=v.role or role,
+            did_you_mean=v.did_you_mean or local.suggestion(address, facts),
+            mx_record=v.mx_record or mail.mx,
+        )
+
+    def _finish(
+        self,
+        address: Address,
+        verdict: Verdict,
+        cached: bool,
+        context: str,
+        threshold: int,
+        start: float,
+    ) -> CheckResult:
+        result = CheckResult(
+            email_address=address.email,
+            user=address.user,
+            domain=address.domain,
+            verdict=verdict,
+            decision=decide(verdict, threshold),
+            context=context,
+            threshold=threshold,
+            cached=cached,
+            duration=self.clock() - start,
+        )
+        self._observe(result, self.hasher.hash(address.email.casefold()))
+        return result
+
+    def _finish_invalid(self, raw: str, context: str, threshold: int, start: float) -> CheckResult:
+        user, domain = split_loosely(raw)
+        verdict = Verdict(
+            state=State.UNDELIVERABLE, reason=Reason.INVALID_EMAIL, score=0, source=Source.LOCAL
+        )
+        result = CheckResult(
+            email_address=raw.strip(),
+            user=user,
+            domain=domain,
+            verdict=verdict,
+            decision=Decision.REJECT,
+            context=context,
+            threshold=threshold,
+            cached=False,
+            duration=self.clock() - start,
+        )
+        # The parser's message can quote pieces of the input: it goes to the caller, not the log.
+        self._observe(result, self.hasher.hash(raw.strip().casefold()))
+        return result
+
+    def _observe(self, result: CheckResult, email_hash: str) -> None:
+        v = result.verdict
+        self.metrics.observe_check(
+            result.context, result.decision.value, v.source.value, result.duration
+        )
+        if log.isEnabledFor(logging.INFO):
+            extra: dict[str, Any] = {
+                "event": "check",
+                "email_hash": email_hash,
+                "context": result.context,
+                "state": v.state.value,
+                "reason": v.reason.value,
+                "score": v.score,
+                "decision": result.decision.value,
+                "source": v.source.value,
+                "cached": result.cached,
+                "duration_ms": round(result.duration * 1000, 3),
+            }
+            log.info("check", extra=extra)
