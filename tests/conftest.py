@@ -6,14 +6,37 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from aiohttp import web
+from aiohttp.test_utils import TestClient
 
+from emailgate.app import create_app
 from emailgate.clock import FakeClock
+from emailgate.config import Settings
+from tests.fakes.dns_server import NXDOMAIN, SERVFAIL, SILENT, DNSServer, Zone
+
+# The zone every test's DNS server starts with. Real top-level domains only: the syntax stage
+# refuses special-use names such as .test or .example, as a signup form should.
+ZONES: dict[str, Zone | str] = {
+    "good.com": Zone(mx=[(20, "mx2.good.com"), (10, "mx1.good.com")]),
+    "gmail.com": Zone(mx=[(5, "gmail-smtp-in.l.google.com")]),
+    "gamil.com": Zone(mx=[(10, "mx.gamil.com")]),
+    "mailinator.com": Zone(mx=[(10, "mail.mailinator.com")]),
+    "xn--mnchen-3ya.de": Zone(mx=[(10, "mx.xn--mnchen-3ya.de")]),
+    "nullmx.com": Zone(mx=[(0, ".")]),
+    "aonly.com": Zone(a=["192.0.2.10"]),
+    "aaaaonly.net": Zone(aaaa=["2001:db8::10"]),
+    "empty.com": Zone(),
+    "gone.com": NXDOMAIN,
+    "sick.com": SERVFAIL,
+    "mute.com": SILENT,
+}
 
 
 def free_port() -> int:
@@ -40,8 +63,21 @@ class RedisServer:
         if exe is None:
             pytest.fail("redis-server is not installed: run scripts/test, which installs it")
         self.proc = subprocess.Popen(
-            [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.workdir), "--loglevel", "warning"],
+            [
+                exe,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+                "--loglevel",
+                "warning",
+            ],
             stdout=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 10
@@ -83,6 +119,44 @@ async def redis_url(redis_server: RedisServer) -> AsyncIterator[str]:
     client = aioredis.Redis.from_url(redis_server.url)
     await client.flushdb()
     await client.aclose()
+
+
+@pytest.fixture
+async def dns_server() -> AsyncIterator[DNSServer]:
+    """A DNS server on loopback answering from ZONES (tests may change its table)."""
+    server = DNSServer(ZONES)
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+def settings_env(dns_server: DNSServer) -> dict[str, str]:
+    """The environment of a test service: our DNS server, everything else embedded."""
+    return {"EMAILGATE_DNS_SERVERS": dns_server.address, "EMAILGATE_LOG_LEVEL": "info"}
+
+
+@pytest.fixture
+def make_client(
+    aiohttp_client: Any, settings_env: dict[str, str]
+) -> Callable[..., Awaitable[TestClient[web.Request, web.Application]]]:
+    """Start an emailgate app on loopback: `await make_client(EMAILGATE_X="…", chain=…)`."""
+
+    async def make(**overrides: Any) -> TestClient[web.Request, web.Application]:
+        env = dict(settings_env)
+        deps = {}
+        for name, value in overrides.items():
+            if name.startswith("EMAILGATE_"):
+                env[name] = value
+            else:
+                deps[name] = value
+        settings = Settings.from_env(env)
+        client: TestClient[web.Request, web.Application] = await aiohttp_client(
+            create_app(settings, **deps)
+        )
+        return client
+
+    return make
 
 
 @pytest.fixture

@@ -86,6 +86,18 @@ def connect_redis(url: str, *, deadline: float) -> aioredis.Redis:
     return aioredis.Redis(connection_pool=pool)
 
 
+async def warm_pool(client: aioredis.Redis, connections: int = 16) -> bool:
+    """Open some pooled connections now: opening dozens at once under the first burst of
+    traffic costs a few milliseconds each, enough to push lookups past their timeout."""
+    try:
+        await asyncio.wait_for(
+            asyncio.gather(*(client.ping() for _ in range(connections))), timeout=2.0
+        )
+    except (aioredis.RedisError, OSError, TimeoutError):
+        return False
+    return True
+
+
 async def shared_hash_key(client: aioredis.Redis) -> bytes | None:
     """The fleet's hash key from Redis, created by whichever replica asks first."""
     try:
@@ -115,7 +127,9 @@ async def open_services(
         if settings.redis_url is not None:
             redis_client = connect_redis(settings.redis_url.reveal(), deadline=settings.deadline)
             stack.push_async_callback(redis_client.aclose)
-            notes.append(f"redis: {redact_url(settings.redis_url.reveal())}")
+            reachable = await warm_pool(redis_client)
+            state = "reachable" if reachable else "NOT reachable; failing open until it is"
+            notes.append(f"redis: {redact_url(settings.redis_url.reveal())} {state}")
 
         hasher = await _hasher(settings, redis_client, notes)
 
