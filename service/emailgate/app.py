@@ -9,10 +9,10 @@ import orjson
 from aiocache.base import BaseCache
 from aiohttp import web
 
-from emailgate import appkeys
+from emailgate import access, appkeys
 from emailgate.clock import Clock, monotonic
 from emailgate.config import Settings
-from emailgate.http import handlers
+from emailgate.http import handlers, static
 from emailgate.http.errors import JSON
 from emailgate.http.middlewares import errors
 from emailgate.http.openapi import document
@@ -80,4 +80,6 @@ def create_app(
     app.router.add_get("/readyz", handlers.readyz)
     app.router.add_get("/metrics", handlers.metrics)
     app.router.add_get("/openapi.json", openapi)
+    access.install(app)
+    static.install(app)
     return app

@@ -11,6 +11,7 @@ ListCleanser fake's rate limiter counts the same way, so `max_in_window(60) <= 2
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
@@ -54,7 +55,7 @@ class Call:
 def gaps(times: Iterable[float]) -> list[float]:
     """Seconds between consecutive times, after sorting."""
     ts = sorted(times)
-    return [b - a for a, b in zip(ts, ts[1:], strict=False)]
+    return [b - a for a, b in itertools.pairwise(ts)]
 
 
 def min_gap(times: Iterable[float]) -> float | None:

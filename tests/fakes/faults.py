@@ -61,7 +61,7 @@ class Fault:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Fault:
-        """Build from a JSON object such as `{"kind": "status", "status": 503, "retry_after": 2}`."""
+        """Build from JSON such as `{"kind": "status", "status": 503, "retry_after": 2}`."""
         unknown = set(data) - {"kind", "status", "retry_after", "message", "junk", "times"}
         if unknown:
             raise FaultSpecError(f"unknown fault fields: {sorted(unknown)}")

@@ -7,14 +7,16 @@ Control endpoints (never logged as calls, never delayed or faulted):
 | `GET /_fake/config`     | current settings (credits and quota are live counters)            |
 | `POST /_fake/config`    | change settings: `{"latency_ms": 80, "jitter_ms": 40, "seed": 1}` |
 | `GET /_fake/faults`     | queued faults with their remaining `times`                        |
-| `POST /_fake/faults`    | queue a fault or a list: `{"kind": "status", "status": 503, "retry_after": 2, "times": 3}`; `times: null` = every call |
+| `POST /_fake/faults`    | queue a fault (or a list): `{"kind": "status", "status": 503,`    |
+|                         | `"retry_after": 2, "times": 3}`; `"times": null` = every call     |
 | `DELETE /_fake/faults`  | drop queued faults                                                |
 | `GET /_fake/answers`    | the per-address table                                             |
 | `POST /_fake/answers`   | add rows: `{"a@b.test": {"state": "risky", "score": 40}}`         |
 | `DELETE /_fake/answers` | empty the table                                                   |
-| `GET /_fake/calls`      | `{"calls": [...], "count", "min_gap", "max_in_window"}`; query `endpoint=`, `window=` seconds |
+| `GET /_fake/calls`      | `{"calls": [...], "count", "min_gap", "max_in_window"}`;          |
+|                         | query `endpoint=` (a path) and `window=` (seconds)                |
 | `DELETE /_fake/calls`   | forget the calls                                                  |
-| `POST /_fake/reset`     | all of the above back to the start: settings, counters, faults, table, calls |
+| `POST /_fake/reset`     | back to the start: settings, counters, faults, table, calls       |
 
 Errors of the control endpoints: 400 `{"message": ...}`.
 """
@@ -36,6 +38,7 @@ from typing import Any, ClassVar, Generic, Self, TypeVar, get_args, get_type_hin
 
 import orjson
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from tests.fakes.calllog import Call, CallLog
 from tests.fakes.faults import MARKERS, Fault, FaultPlan, FaultSpecError, JunkKind, draw_delay
@@ -85,7 +88,7 @@ def with_settings(config: C, settings: Mapping[str, Any]) -> C:
         allowed = get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
         if isinstance(value, int) and not isinstance(value, bool) and float in allowed:
             value = float(value)  # JSON and callers write 80 for 80.0
-        if isinstance(value, bool) and bool not in allowed or not isinstance(value, allowed):
+        if (isinstance(value, bool) and bool not in allowed) or not isinstance(value, allowed):
             raise ConfigError(f"setting {name!r} wants {hint}, got {value!r}")
         checked[name] = value
     return replace(config, **checked)
@@ -107,7 +110,7 @@ def retry_after_header(seconds: float) -> str:
 
 @contextlib.contextmanager
 def refused_port(host: str = "127.0.0.1") -> Iterator[int]:
-    """A port where connections are refused: bound by us (so nobody else takes it), not listening."""
+    """A port that refuses connections: bound by us (so nobody takes it), not listening."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         yield int(sock.getsockname()[1])
@@ -273,9 +276,7 @@ class FakeServer(Generic[C]):
         raise NotImplementedError
 
     @web.middleware
-    async def _log_calls(
-        self, request: web.Request, handler: web.Handler
-    ) -> web.StreamResponse:
+    async def _log_calls(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path.startswith("/_fake/"):
             return await handler(request)
         call = Call(
@@ -293,7 +294,8 @@ class FakeServer(Generic[C]):
                 response = await handler(request)
             except web.HTTPException as e:
                 # Unknown path or method: the providers' JSON error format, not aiohttp's text.
-                response = json_response({"message": e.reason}, e.status, e.headers)
+                allow = {"Allow": e.headers["Allow"]} if "Allow" in e.headers else None
+                response = json_response({"message": e.reason}, e.status, allow)
             if call.fault not in ("reset", "hang"):
                 call.status = response.status
             return response
@@ -330,7 +332,9 @@ class FakeServer(Generic[C]):
             headers = {}
             if fault.retry_after is not None:
                 headers["Retry-After"] = retry_after_header(fault.retry_after)
-            return self.error_response(fault.status, fault.message or _phrase(fault.status), headers)
+            return self.error_response(
+                fault.status, fault.message or _phrase(fault.status), headers
+            )
         if fault.kind == "junk":
             return self._junk_response(fault.junk)
         if fault.kind == "hang":
@@ -463,7 +467,9 @@ def _reset_connection(request: web.Request) -> web.Response:
 
 
 def _bad_request(message: str) -> web.HTTPBadRequest:
-    return web.HTTPBadRequest(body=orjson.dumps({"message": message}), content_type="application/json")
+    return web.HTTPBadRequest(
+        body=orjson.dumps({"message": message}), content_type="application/json"
+    )
 
 
 async def _json_object(request: web.Request) -> dict[str, Any]:
@@ -474,4 +480,3 @@ async def _json_object(request: web.Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise _bad_request("body must be a JSON object")
     return body
-

@@ -7,25 +7,27 @@ Order of decision:
       any fault marker (`slow.`, `hang-`, ... see faults.py) is stripped;
   (c) the default: a deliverable address.
 
-| local part          | ListCleanser state / reason / score, flags     | CleanMyList valid, score, extra fields           |
-|---------------------|--------------------------------------------------|--------------------------------------------------|
-| (default)           | deliverable / accepted_email / 90                | true, 90, last_delivery                          |
-| `deliverable…`      | deliverable / accepted_email / 95                | true, 95, last_activity, last_delivered          |
-| `undeliverable…`    | undeliverable / rejected_email / 5               | false, 5                                         |
-| `risky…`            | risky / low_deliverability / 45                  | true, 40                                         |
-| `unknown…`          | unknown / unknown / 50, accept_all null, no MX   | true, 35                                         |
-| `spamtrap…`         | risky / low_quality / 10, possible_spamtrap      | false, 0, spamtrap true, spamtrap_detail         |
-| `role…`, `admin@`…  | deliverable / accepted_email / 70, role          | true, 60, risk "role"                            |
-| `acceptall…`        | risky / low_deliverability / 60, accept_all      | true, 55                                         |
-| `disposable…`       | risky / low_quality / 15, disposable             | true, 10                                         |
-| `nodomain…`         | undeliverable / invalid_domain / 0, no MX        | false, 0, error NODOMAIN                         |
-| `nomx…`             | undeliverable / invalid_domain / 0, no MX        | false, 0, error NOMX                             |
-| `bounce…`           | undeliverable / rejected_email / 0               | false, 0, error hard_bounce, hard_bounce_detected|
-| `abuse…`            | risky / low_quality / 20                         | true, 20, abuse true, risk "abuse_reporter"      |
-| `spamreporter…`     | risky / low_quality / 25                         | true, 25, risk "spam_reporter"                   |
-| `lowscore…`         | risky / low_deliverability / 20                  | true, 20                                         |
-| `testko…`           | as the default                                   | with test=1: false, 0, error test_ko             |
-| no `@` at all       | undeliverable / invalid_email / 0                | false, 0, error NODOMAIN                         |
+| local part       | ListCleanser state reason score flags  | CleanMyList valid score extras       |
+|------------------|----------------------------------------|--------------------------------------|
+| (default)        | deliverable accepted_email 90          | true 90 last_delivery                |
+| `deliverable…`   | deliverable accepted_email 95          | true 95 last_activity last_delivered |
+| `undeliverable…` | undeliverable rejected_email 5         | false 5                              |
+| `risky…`         | risky low_deliverability 45            | true 40                              |
+| `unknown…`       | unknown unknown 50 accept_all=null ¹   | true 35                              |
+| `spamtrap…`      | risky low_quality 10 possible_spamtrap | false 0 spamtrap spamtrap_detail     |
+| `role…`/`admin@` | deliverable accepted_email 70 role     | true 60 risk=role                    |
+| `acceptall…`     | risky low_deliverability 60 accept_all | true 55                              |
+| `disposable…`    | risky low_quality 15 disposable        | true 10                              |
+| `nodomain…`      | undeliverable invalid_domain 0 ¹       | false 0 error=NODOMAIN               |
+| `nomx…`          | undeliverable invalid_domain 0 ¹       | false 0 error=NOMX                   |
+| `bounce…`        | undeliverable rejected_email 0         | false 0 error=hard_bounce ²          |
+| `abuse…`         | risky low_quality 20                   | true 20 risk=abuse_reporter abuse    |
+| `spamreporter…`  | risky low_quality 25                   | true 25 risk=spam_reporter           |
+| `lowscore…`      | risky low_deliverability 20            | true 20                              |
+| `testko…`        | as the default                         | test=1: false 0 error=test_ko        |
+| no `@` at all    | undeliverable invalid_email 0 ¹        | false 0 error=NODOMAIN               |
+
+¹ no MX: `mx_record` and `smtp_provider` are null.  ² with `hard_bounce_detected` (a date).
 
 Role names (whole local part before any `+tag`): admin, contact, info, noreply, no-reply,
 postmaster, sales, support, webmaster. (`abuse@` follows the `abuse…` prefix instead.)
@@ -44,6 +46,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from tests.fakes.faults import split_marker
 
 # The example's date (CleanMyList's page), and two more fixed dates so answers are reproducible.
 LAST_DELIVERY = "2018-11-26 08:10:50"
@@ -135,6 +139,20 @@ def profile_for(local: str) -> Profile:
     if lowered.split("+", 1)[0] in ROLE_NAMES:
         return ROLE
     return DEFAULT
+
+
+def profile_for_address(email: str, *, sending_test: bool = False) -> Profile:
+    """The row for a whole address: INVALID without `@`, else by local part (marker stripped).
+
+    `sending_test` is CleanMyList's `test=1`, the only case where `testko…` fails.
+    """
+    parts = split_address(email)
+    if parts is None:
+        return INVALID
+    local = split_marker(parts[0])[1]
+    if sending_test and local.lower().startswith(TEST_KO.name):
+        return TEST_KO
+    return profile_for(local)
 
 
 def listcleanser_record(

@@ -9,7 +9,7 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from emailgate import appkeys
+from emailgate import access, appkeys
 from emailgate.http.errors import JSON, BadRequest, json_response
 from emailgate.verify.decision import UnknownContext
 
@@ -57,8 +57,11 @@ async def verify_post(request: web.Request) -> web.Response:
 
 async def _answer(request: web.Request, email: str, context: str) -> web.Response:
     verifier = request.app[appkeys.SERVICES].verifier
+    grant = request.get(access.GRANT, access.OPEN)
     try:
-        result = await verifier.check(email, context)
+        result = await verifier.check(
+            email, context, use_providers=grant.use_providers, sandbox=grant.sandbox
+        )
     except UnknownContext as e:
         raise BadRequest(str(e)) from None
     body = orjson.dumps({"success": True, "data": result.to_dict()})

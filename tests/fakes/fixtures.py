@@ -1,0 +1,46 @@
+"""Pytest fixtures for the fake providers; tests/conftest.py imports them all.
+
+from tests.fakes.fixtures import *  # noqa: F403
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from tests.fakes.cleanmylist import FakeCleanMyList
+from tests.fakes.listcleanser import FakeListCleanser
+from tests.fakes.process import FakeProvidersProcess
+from tests.fakes.server import refused_port
+
+__all__ = ["fake_cleanmylist", "fake_listcleanser", "fake_providers_process", "refused_url"]
+
+
+@pytest.fixture
+async def fake_listcleanser() -> AsyncIterator[FakeListCleanser]:
+    """A ListCleanser fake on a free 127.0.0.1 port, stopped after the test."""
+    async with FakeListCleanser() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def fake_cleanmylist() -> AsyncIterator[FakeCleanMyList]:
+    """A CleanMyList fake on a free 127.0.0.1 port, stopped after the test."""
+    async with FakeCleanMyList() as fake:
+        yield fake
+
+
+@pytest.fixture
+def refused_url() -> Iterator[str]:
+    """A base URL whose port refuses connections for the whole test."""
+    with refused_port() as port:
+        yield f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+async def fake_providers_process() -> AsyncIterator[FakeProvidersProcess]:
+    """Both fakes in a child process (default settings), SIGTERMed after the test."""
+    process = await FakeProvidersProcess.start()
+    yield process
+    await process.stop()
