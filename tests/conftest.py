@@ -21,6 +21,8 @@ from emailgate.clock import FakeClock
 from emailgate.config import Settings
 from tests.fakes.dns_server import NXDOMAIN, SERVFAIL, SILENT, DNSServer, Zone
 
+pytest_plugins = ["tests.fakes.fixtures"]  # the fake providers' fixtures
+
 # The zone every test's DNS server starts with. Real top-level domains only: the syntax stage
 # refuses special-use names such as .test or .example, as a signup form should.
 ZONES: dict[str, Zone | str] = {

@@ -18,12 +18,6 @@ from tests.fakes.calllog import Call, CallLog, gaps, max_in_window, min_gap, per
 from tests.fakes.cleanmylist import REQUEST, FakeCleanMyList
 from tests.fakes.control import ControlError, FakeControl
 from tests.fakes.faults import Fault
-from tests.fakes.fixtures import (  # noqa: F401  (fixtures, until conftest imports them)
-    fake_cleanmylist,
-    fake_listcleanser,
-    fake_providers_process,
-    refused_url,
-)
 from tests.fakes.listcleanser import CREDITS, TOO_MANY, VERIFY, FakeListCleanser
 from tests.fakes.process import FakeProvidersProcess
 
