@@ -23,7 +23,10 @@ from emailgate.clock import Clock, monotonic
 from emailgate.config import Settings, redact_url
 from emailgate.metrics import Metrics
 from emailgate.privacy import Hasher
+from emailgate.providers.assemble import open_chain
 from emailgate.providers.base import VerdictSource
+from emailgate.providers.chain import Chain
+from emailgate.providers.credits import CreditsBook
 from emailgate.verify.dns import DomainResolver, MXResolver
 from emailgate.verify.domains import DomainLists
 from emailgate.verify.pipeline import Verifier
@@ -47,13 +50,13 @@ class Services:
     chain: VerdictSource | None = None
     notes: list[str] = field(default_factory=list)
     """Start-up facts worth one log line (embedded defaults in force, degraded parts)."""
-    known_credits: dict[str, int | None] = field(
-        default_factory=lambda: {"listcleanser": None, "cleanmylist": None}
-    )
+    credits_book: CreditsBook | None = None
 
     def credits(self) -> dict[str, int | None]:
         """The last known credits per provider (None until a provider told us)."""
-        return dict(self.known_credits)
+        if self.credits_book is None:
+            return {"listcleanser": None, "cleanmylist": None}
+        return self.credits_book.snapshot()
 
     async def readiness(self) -> dict[str, tuple[bool, str]]:
         """Each readiness check: (ok, detail)."""
@@ -66,6 +69,19 @@ class Services:
                 checks["redis"] = (True, "reachable")
             except (aioredis.RedisError, OSError, TimeoutError) as e:
                 checks["redis"] = (False, f"unreachable ({type(e).__name__})")
+        if isinstance(self.chain, Chain):
+            degraded = [link.name for link in self.chain.links if link.pacer.degraded]
+            if degraded:
+                share = f"1/{self.settings.replicas} of each limit"
+                checks["pacing"] = (
+                    False,
+                    f"degraded: {', '.join(degraded)} paced in-process at {share} "
+                    "(Redis unreachable); answers keep flowing",
+                )
+            elif self.redis is not None:
+                checks["pacing"] = (True, "shared in Redis across replicas")
+            else:
+                checks["pacing"] = (True, "in-process")
         return checks
 
 
@@ -147,8 +163,16 @@ async def open_services(
                 notes.append(f"cache: in memory, at most {settings.cache_max_entries} entries")
         cache = VerdictCache(cache_backend, hasher=hasher, metrics=metrics)
 
-        if chain is None and not settings.active_providers:
-            notes.append("providers: none configured, local checks only")
+        book = CreditsBook(settings.active_providers, metrics)
+        if chain is None:
+            chain = await stack.enter_async_context(
+                open_chain(settings, metrics=metrics, credits=book, clock=clock, redis=redis_client)
+            )
+            if chain is None:
+                notes.append("providers: none configured, local checks only")
+            else:
+                pacing = "shared in Redis" if redis_client is not None else "in-process"
+                notes.append(f"providers: {', '.join(settings.active_providers)} (pacing {pacing})")
         lists = lists or DomainLists()
         verifier = Verifier(
             lists=lists,
@@ -172,6 +196,7 @@ async def open_services(
             redis=redis_client,
             chain=chain,
             notes=notes,
+            credits_book=book,
         )
         # Checks in flight finish before their resources close (graceful shutdown).
         stack.push_async_callback(verifier.flight.wait_all)

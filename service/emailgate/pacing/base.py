@@ -1,0 +1,32 @@
+"""What the provider chain needs from a pacer: the in-process one and the Redis one agree."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from emailgate.pacing.bucket import Reservation
+
+
+class Pacer(Protocol):
+    """Reserves call slots for one provider, and pauses it when the provider says stop."""
+
+    @property
+    def degraded(self) -> bool:
+        """True while a shared pacer has fallen back to its in-process share."""
+        ...
+
+    async def reserve(self, max_wait: float) -> Reservation:
+        """A slot within `max_wait` seconds, or a refusal; never waits itself."""
+        ...
+
+    async def pause(self, seconds: float) -> None:
+        """No slot for `seconds` from now."""
+        ...
+
+    async def resume(self) -> None:
+        """Lift a pause early."""
+        ...
+
+    async def paused_for(self) -> float:
+        """Seconds left of the current pause."""
+        ...
