@@ -72,11 +72,13 @@ class Services:
         if isinstance(self.chain, Chain):
             degraded = [link.name for link in self.chain.links if link.pacer.degraded]
             if degraded:
-                share = f"1/{self.settings.replicas} of each limit"
+                n = self.settings.replicas
+                share = f"1/{n} of its rate" if n > 1 else "its full rate (EMAILGATE_REPLICAS=1)"
                 checks["pacing"] = (
                     False,
-                    f"degraded: {', '.join(degraded)} paced in-process at {share} "
-                    "(Redis unreachable); answers keep flowing",
+                    f"degraded: Redis unreachable; {', '.join(degraded)} paced in this process "
+                    f"at {share}; a minimum-gap provider is not called by a fleet; "
+                    "answers keep flowing",
                 )
             elif self.redis is not None:
                 checks["pacing"] = (True, "shared in Redis across replicas")

@@ -19,7 +19,7 @@ from emailgate.rate import Rate
 
 WINDOW_MARGIN = 0.05  # seconds added to a window: loop lag and loopback jitter stay well below
 GAP_SHARE = 0.05  # of a minimum gap added to it: 15 ms on CleanMyList's 300 ms
-GAP_MARGIN = 0.01  # seconds, at least
+GAP_MARGIN = 0.015  # seconds, at least: scheduling jitter on a busy host is about that
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,9 +9,11 @@ from emailgate.pacing.bucket import NO_TOKEN, PAUSED, BucketSpec, Gcra, Reservat
 class LocalPacer:
     """Paces the calls of this process only (one replica, or the fallback when Redis is down)."""
 
-    def __init__(self, spec: BucketSpec, *, clock: Clock = monotonic) -> None:
+    def __init__(self, spec: BucketSpec, *, clock: Clock = monotonic, closed: bool = False) -> None:
         self.spec = spec
         self.clock = clock
+        self.closed = closed
+        """Refuse every slot: a fallback for a limit that cannot be split between replicas."""
         self._bucket = Gcra(spec)
         self._paused_until = float("-inf")
 
@@ -29,6 +31,8 @@ class LocalPacer:
         now = self.clock()
         if now < self._paused_until:
             return Reservation(refused=PAUSED)
+        if self.closed:
+            return Reservation(refused=NO_TOKEN)
         wait = self._bucket.reserve(now, max_wait)
         if wait is None:
             return Reservation(refused=NO_TOKEN)

@@ -47,19 +47,24 @@ def make_pacer(
 
     Without Redis, each process paces alone: with EMAILGATE_REPLICAS > 1 it takes its share.
     """
+    share = bucket_specs(settings, share=settings.replicas)[name]
     if redis is not None:
         from emailgate.pacing.shared import RedisPacer
 
+        # A rate splits between replicas (each takes 1/N of it), a minimum gap does not: two
+        # replicas pacing alone can call at the same instant. Without Redis to order them, a
+        # gap-limited provider is not called by a fleet (it fails open to the next one).
+        gap_limited = name == "cleanmylist" and settings.replicas > 1
         return RedisPacer(
             redis,
             name,
             bucket_specs(settings)[name],
-            fallback=LocalPacer(bucket_specs(settings, share=settings.replicas)[name], clock=clock),
+            fallback=LocalPacer(share, clock=clock, closed=gap_limited),
             metrics=metrics,
             replicas=settings.replicas,
             clock=clock,
         )
-    return LocalPacer(bucket_specs(settings, share=settings.replicas)[name], clock=clock)
+    return LocalPacer(share, clock=clock)
 
 
 @contextlib.asynccontextmanager
