@@ -121,12 +121,17 @@ def _build(
     redis: aioredis.Redis | None,
 ) -> Chain:
     chain_ref: list[Chain] = []
+    background: set[asyncio.Task[None]] = set()  # the loop keeps only weak references
 
     def on_quota(quota: int) -> None:
         credits.set("cleanmylist", quota)
-        if quota > 0 and chain_ref:
+        if quota > 0 and chain_ref and "cleanmylist" in chain_ref[0].out_of_credits:
             # Out of the request path's way: lifting a pause may touch Redis.
-            asyncio.get_running_loop().create_task(chain_ref[0].credits_seen("cleanmylist", quota))
+            task = asyncio.get_running_loop().create_task(
+                chain_ref[0].credits_seen("cleanmylist", quota)
+            )
+            background.add(task)
+            task.add_done_callback(background.discard)
 
     links: list[Link] = []
     for name in names:
