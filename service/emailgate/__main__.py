@@ -57,6 +57,7 @@ def serve(settings: Settings) -> int:
     from aiohttp import web
 
     from emailgate.app import create_app
+    from emailgate.http.limits import server_options
 
     web.run_app(
         create_app(settings),
@@ -66,6 +67,8 @@ def serve(settings: Settings) -> int:
         shutdown_timeout=settings.shutdown_timeout_s,
         print=None,
         handle_signals=True,
+        # Header sizes and slow clients (http/limits.py); the body limit is the app's own.
+        **server_options(),
     )
     return 0
 

@@ -136,7 +136,7 @@ class Settings:
             ),
             "redis_url": reader.redis_url("REDIS_URL"),
             "dns_servers": reader.dns_servers("DNS_SERVERS"),
-            "api_keys_file": reader.path("API_KEYS_FILE"),
+            "api_keys_file": reader.keys_file("API_KEYS_FILE"),
             "trusted_proxies": reader.networks("TRUSTED_PROXIES"),
             "log_level": reader.choice("LOG_LEVEL", "info", LOG_LEVELS),
             "hash_key": reader.secret("HASH_KEY", min_length=16),
@@ -346,6 +346,20 @@ class _Reader:
         if not path.is_file():
             self._bad(name, f"{raw!r} is not a readable file")
             return None
+        return path
+
+    def keys_file(self, name: str) -> Path | None:
+        """A readable keys file whose every entry is valid (problems listed with the others)."""
+        path = self.path(name)
+        if path is None:
+            return None
+        from emailgate.access.keys import KeysFileError, load_keys  # the access layer's format
+
+        try:
+            load_keys(path)
+        except KeysFileError as e:
+            for problem in e.problems:
+                self._bad(name, f"{path}: {problem}")
         return path
 
     def networks(self, name: str) -> tuple[IPNetwork, ...]:

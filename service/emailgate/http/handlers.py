@@ -64,6 +64,7 @@ async def _answer(request: web.Request, email: str, context: str) -> web.Respons
         )
     except UnknownContext as e:
         raise BadRequest(str(e)) from None
+    access.note_answer(request, result.verdict.source, cached=result.cached)
     body = orjson.dumps({"success": True, "data": result.to_dict()})
     return web.Response(body=body, headers={"Content-Type": JSON})
 

@@ -1,7 +1,9 @@
-"""Middlewares: request ids and errors in the contract's shape. No input yields a 500."""
+"""Middlewares: request ids and errors in the contract's shape (no input yields a 500), and
+request bodies read within a time limit."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
@@ -9,7 +11,9 @@ import re
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from emailgate import appkeys
 from emailgate.http.errors import BadRequest, error
+from emailgate.http.limits import BODY_TIMEOUT_S
 from emailgate.log import request_id
 
 log = logging.getLogger("emailgate.http")
@@ -18,6 +22,13 @@ log = logging.getLogger("emailgate.http")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 # Headers of aiohttp's HTTP exceptions that belong in our JSON answer too.
 _KEEP = ("Allow", "Retry-After")
+
+RESPONSE_HEADERS = web.RequestKey[dict[str, str]]("response_headers")
+"""Headers an inner layer wants on whatever answer this request gets, error or not (CORS,
+rate-limit state): `errors` adds them last, so a handler's exception cannot lose them."""
+
+BODY_TIMEOUT = web.AppKey("body_timeout", float)
+"""Seconds a request body may take to arrive (tests set a short one); default BODY_TIMEOUT_S."""
 
 
 @web.middleware
@@ -42,8 +53,28 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         except Exception:
             log.exception("unhandled error", extra={"path": request.path})
             response = error(500, "internal error; the request id is in the X-Request-Id header")
+        response.headers.update(request.get(RESPONSE_HEADERS, {}))
         response.headers["X-Request-Id"] = rid
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response
     finally:
         request_id.reset(token)
+
+
+@web.middleware
+async def slow_bodies(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Read the body (bounded by the app's client_max_size) within a time limit, else 408."""
+    if request.can_read_body:
+        size = request.content_length
+        if size is not None and size > request.client_max_size:
+            # Refused unread: no reason to wait for a body that will not be used.
+            raise web.HTTPRequestEntityTooLarge(max_size=request.client_max_size, actual_size=size)
+        try:
+            async with asyncio.timeout(request.app.get(BODY_TIMEOUT, BODY_TIMEOUT_S)):
+                await request.read()  # kept by the request: the handler's read() returns it
+        except TimeoutError:
+            request.app[appkeys.METRICS].client_rejections.labels("slow_body").inc()
+            response = error(408, "the request body did not arrive in time")
+            response.force_close()
+            return response
+    return await handler(request)

@@ -146,23 +146,81 @@ def _error(description: str, headers: dict[str, Any] | None = None) -> dict[str,
     return response
 
 
-_RATE_HEADERS: dict[str, Any] = {
-    "Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait."},
-    "RateLimit-Limit": {"schema": {"type": "integer"}},
-    "RateLimit-Remaining": {"schema": {"type": "integer"}},
-    "RateLimit-Reset": {"schema": {"type": "integer"}},
+_LIMIT_HEADERS: dict[str, Any] = {
+    "RateLimit-Limit": {
+        "schema": {"type": "integer", "minimum": 1},
+        "description": "Requests allowed in the current window (per key, or per client IP).",
+    },
+    "RateLimit-Remaining": {
+        "schema": {"type": "integer", "minimum": 0},
+        "description": "Requests left in the current window.",
+    },
+    "RateLimit-Reset": {
+        "schema": {"type": "integer", "minimum": 1},
+        "description": "Seconds until the window ends and the full limit is back.",
+    },
 }
 
-_VERIFY_RESPONSES: dict[str, Any] = {
-    "200": {
-        "description": "The verdict, also for a bad address: an undeliverable address is a result.",
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/VerifyOk"}}},
+_RATE_HEADERS: dict[str, Any] = {
+    "Retry-After": {
+        "required": True,
+        "schema": {"type": "integer", "minimum": 1},
+        "description": "Seconds to wait.",
     },
+    **_LIMIT_HEADERS,
+}
+
+_UNAUTHORIZED_HEADERS: dict[str, Any] = {
+    "WWW-Authenticate": {"required": True, "schema": {"type": "string"}},
+}
+
+
+def _ok(description: str, ref: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "headers": _LIMIT_HEADERS,
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}},
+    }
+
+
+_VERIFY_RESPONSES: dict[str, Any] = {
+    "200": _ok(
+        "The verdict, also for a bad address: an undeliverable address is a result.", "VerifyOk"
+    ),
     "400": _error("Malformed request: no or non-string email, bad JSON, unknown context."),
-    "401": _error("Missing or unknown key."),
+    "401": _error("Missing or unknown key.", _UNAUTHORIZED_HEADERS),
     "403": _error("Key not allowed here (origin or client address)."),
     "413": _error("Body larger than 8 KiB."),
     "429": _error("Too many requests.", _RATE_HEADERS),
+}
+
+_PREFLIGHT: dict[str, Any] = {
+    "summary": "CORS preflight",
+    "description": "Answered for the origins of the keys file's public (and test) keys; "
+    "no key is sent with a preflight. Without an Origin header it is not a preflight (405).",
+    "security": [],
+    "parameters": [
+        {"name": "Origin", "in": "header", "required": True, "schema": {"type": "string"}},
+        {
+            "name": "Access-Control-Request-Method",
+            "in": "header",
+            "required": False,
+            "schema": {"type": "string", "enum": ["GET", "POST"]},
+        },
+    ],
+    "responses": {
+        "204": {
+            "description": "The origin may call this path.",
+            "headers": {
+                "Access-Control-Allow-Origin": {"required": True, "schema": {"type": "string"}},
+                "Access-Control-Allow-Methods": {"required": True, "schema": {"type": "string"}},
+                "Access-Control-Allow-Headers": {"required": True, "schema": {"type": "string"}},
+                "Access-Control-Max-Age": {"schema": {"type": "integer"}},
+            },
+        },
+        "403": _error("No key allows this origin (or the service runs without a keys file)."),
+        "405": _error("Not a preflight: no Origin header."),
+    },
 }
 
 _CONTEXT_DESCRIPTION = "Decision context; its threshold comes from EMAILGATE_THRESHOLDS."
@@ -224,27 +282,25 @@ def document() -> dict[str, Any]:
                             }
                         },
                     },
-                    "responses": _VERIFY_RESPONSES,
+                    "responses": {
+                        **_VERIFY_RESPONSES,
+                        "408": _error("The body did not arrive in time."),
+                    },
                 },
+                "options": {"operationId": "verifyPreflight", **_PREFLIGHT},
             },
             "/api/v1/credits": {
                 "get": {
                     "operationId": "credits",
                     "summary": "Last known provider credits",
                     "responses": {
-                        "200": {
-                            "description": "Credits per provider; null when not known.",
-                            "content": {
-                                "application/json": {
-                                    "schema": {"$ref": "#/components/schemas/Credits"}
-                                }
-                            },
-                        },
-                        "401": _error("Missing or unknown key."),
-                        "403": _error("Key not allowed here."),
+                        "200": _ok("Credits per provider; null when not known.", "Credits"),
+                        "401": _error("Missing or unknown key.", _UNAUTHORIZED_HEADERS),
+                        "403": _error("Key not allowed here (public keys may only verify)."),
                         "429": _error("Too many requests.", _RATE_HEADERS),
                     },
-                }
+                },
+                "options": {"operationId": "creditsPreflight", **_PREFLIGHT},
             },
             "/healthz": {
                 "get": {
@@ -301,8 +357,18 @@ def document() -> dict[str, Any]:
                 "Status": STATUS,
             },
             "securitySchemes": {
-                "ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
-                "Bearer": {"type": "http", "scheme": "bearer"},
+                "ApiKey": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "X-API-Key",
+                    "description": "A client key from the keys file (EMAILGATE_API_KEYS_FILE). "
+                    "Without a keys file the service runs open and no key is needed.",
+                },
+                "Bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "The same client key as `Authorization: Bearer KEY`.",
+                },
             },
         },
     }

@@ -1,0 +1,325 @@
+"""The access middleware: key, origin and CORS, client address, rate limit, credit budget.
+
+Order for the API paths (`/api/v1/verify`, `/api/v1/credits`): a CORS preflight is answered
+at once; then the key (401), where it may be used from (403), how often (429); then the
+grant the handler honours. Everything else (health, metrics, the document, static files)
+passes untouched.
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis.asyncio as aioredis
+from aiohttp import web
+from aiohttp.typedefs import Handler
+from prometheus_client import Counter as PromCounter
+
+from emailgate.access.clientip import IPAddress, bucket_of, client_ip
+from emailgate.access.counters import Counter, MemoryCounter, RedisCounter, Window
+from emailgate.access.grant import GRANT, OPEN, SPENT, Grant
+from emailgate.access.keys import ClientKey, KeyKind, KeyRing, KeysFileError, load_keys
+from emailgate.access.origins import origin_of
+from emailgate.clock import Clock, monotonic
+from emailgate.config import Settings
+from emailgate.http.errors import error
+from emailgate.http.middlewares import RESPONSE_HEADERS
+from emailgate.metrics import Metrics
+from emailgate.privacy import Hasher
+from emailgate.rate import Rate
+
+log = logging.getLogger("emailgate.access")
+
+API = {"/api/v1/verify": "verify", "/api/v1/credits": "credits"}
+"""The paths behind the gate, and what they do."""
+
+METHODS = "GET, POST, OPTIONS"
+ALLOW_HEADERS = "X-API-Key, Authorization, Content-Type, X-Request-Id"
+EXPOSE_HEADERS = "X-Request-Id, Retry-After, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset"
+PREFLIGHT_MAX_AGE = "600"
+
+WHY = ("no_key", "unknown_key", "origin", "client_address", "not_allowed", "rate_limited",
+       "slow_body")  # fmt: skip
+"""`emailgate_client_rejections_total{why}`: every reason a request is refused."""
+GRANTS = ("providers", "local", "sandbox")
+"""`emailgate_client_requests_total{grant}`: local = a public key past its credit budget."""
+OPEN_NAME = "open"
+"""The `key` label of requests admitted without a keys file."""
+
+BUDGET_PERIOD_S = 3600.0
+
+_requests_families: weakref.WeakKeyDictionary[Metrics, PromCounter] = weakref.WeakKeyDictionary()
+
+
+def requests_family(metrics: Metrics) -> PromCounter:
+    """`emailgate_client_requests_total{key,grant}` on this Metrics' registry (made once)."""
+    family = _requests_families.get(metrics)
+    if family is None:
+        # Key *names* are labels: the operator chose them in the keys file, a handful at most.
+        # Never the key itself, never a client address.
+        family = PromCounter(
+            "emailgate_client_requests_total",
+            "API requests admitted, by key name from the keys file ('open' without one) and "
+            "by what they may use.",
+            ["key", "grant"],
+            registry=metrics.registry,
+        )
+        _requests_families[metrics] = family
+    return family
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why a request is refused, for the caller, the log and the metric."""
+
+    status: int
+    why: str
+    message: str
+
+
+class Gate:
+    """Decides, for each API request, whether it is answered and with what grant."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        metrics: Metrics,
+        *,
+        ring: KeyRing | None,
+        clock: Clock = monotonic,
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.ring = ring
+        """None: no keys file, the service runs open."""
+        self.path: Path | None = settings.api_keys_file
+        self.memory = MemoryCounter(clock)
+        self.counter: Counter = self.memory
+        self.hasher = Hasher.random()
+        self.requests = requests_family(metrics)
+        for why in WHY:
+            metrics.client_rejections.labels(why)
+        self._prime()
+
+    def use_shared(self, *, hasher: Hasher, redis: aioredis.Redis | None, clock: Clock) -> None:
+        """At start-up: the service's hasher and clock; count in Redis when there is one."""
+        self.hasher = hasher
+        self.memory.clock = clock
+        if redis is not None:
+            self.counter = RedisCounter(redis, self.memory)
+
+    def reload(self) -> bool:
+        """Read the keys file again; on any problem keep the keys in force and log why."""
+        if self.path is None:
+            return False
+        try:
+            ring = load_keys(self.path)
+        except KeysFileError as e:
+            kept = len(self.ring) if self.ring is not None else 0
+            log.error(
+                f"keys file not reloaded; the {kept} keys in force stay",
+                extra={"event": "keys_reload_failed", "problems": e.problems},
+            )
+            return False
+        self.ring = ring
+        self._prime()
+        log.info(
+            "keys file reloaded",
+            extra={"event": "keys_reloaded", "keys": [k.name for k in ring.keys]},
+        )
+        return True
+
+    def _prime(self) -> None:
+        names = [k.name for k in self.ring.keys] if self.ring is not None else [OPEN_NAME]
+        for name in names:
+            for grant in GRANTS:
+                self.requests.labels(name, grant)
+
+    async def __call__(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """The middleware."""
+        scope = API.get(request.path)
+        if scope is None:
+            return await handler(request)
+        headers: dict[str, str] = {}
+        request[RESPONSE_HEADERS] = headers
+        origin_header = request.headers.get("Origin")
+        origin = origin_of(origin_header)
+        ring = self.ring
+        if ring is not None:
+            headers["Vary"] = "Origin"
+            if origin is not None and origin in ring.origins and origin_header is not None:
+                headers["Access-Control-Allow-Origin"] = origin_header.strip()
+                headers["Access-Control-Expose-Headers"] = EXPOSE_HEADERS
+        if request.method == "OPTIONS" and origin_header is not None:
+            return self._preflight(request, headers)
+        if request.match_info.http_exception is not None:
+            return await handler(request)  # 405 and friends: nothing to admit
+
+        ip = client_ip(
+            request.remote,
+            request.headers.getall("X-Forwarded-For", []),
+            self.settings.trusted_proxies,
+        )
+        if ring is None:
+            window = await self.counter.take(
+                self._bucket("open", bucket_of(ip)), self.settings.open_rate
+            )
+            _rate_headers(headers, window)
+            if not window.allowed:
+                return self._refuse(request, ip, None, _too_many(window, headers))
+            self.requests.labels(OPEN_NAME, "providers").inc()
+            return await handler(request)
+
+        key, refusal = self._identify(request, ring, origin, ip, scope)
+        if refusal is not None:
+            return self._refuse(request, ip, key, refusal)
+        assert key is not None
+        rate = key.rate or self.settings.open_rate
+        per = bucket_of(ip) if key.kind is KeyKind.PUBLIC else "*"
+        window = await self.counter.take(self._bucket("key", key.name, per), rate)
+        _rate_headers(headers, window)
+        if not window.allowed:
+            return self._refuse(request, ip, key, _too_many(window, headers))
+
+        if key.kind is KeyKind.TEST:
+            return await self._admit(request, handler, key, Grant(False, True), "sandbox")
+        if key.kind is KeyKind.PRIVATE or scope != "verify":
+            return await self._admit(request, handler, key, OPEN, "providers")
+        return await self._admit_public(request, handler, key, ip)
+
+    def _identify(
+        self,
+        request: web.Request,
+        ring: KeyRing,
+        origin: str | None,
+        ip: IPAddress,
+        scope: str,
+    ) -> tuple[ClientKey | None, Refusal | None]:
+        presented = presented_key(request.headers)
+        if presented is None:
+            return None, Refusal(
+                401, "no_key", "a client key is required: send X-API-Key or Authorization: Bearer"
+            )
+        key = ring.match(presented)
+        if key is None:
+            return None, Refusal(401, "unknown_key", "unknown client key")
+        if key.origins and origin not in key.origins:
+            if origin is None:
+                text = f"the {key.kind.value} key '{key.name}' is honoured only from its web pages"
+                return key, Refusal(403, "origin", f"{text} (no Origin header)")
+            return key, Refusal(403, "origin", f"this key is not allowed from {origin}")
+        if key.ips and not any(ip.version == n.version and ip in n for n in key.ips):
+            return key, Refusal(403, "client_address", "this key is not allowed from here")
+        if key.kind is KeyKind.PUBLIC and scope != "verify":
+            return key, Refusal(403, "not_allowed", "a public key may only verify addresses")
+        return key, None
+
+    async def _admit(
+        self,
+        request: web.Request,
+        handler: Handler,
+        key: ClientKey,
+        grant: Grant,
+        label: str,
+    ) -> web.StreamResponse:
+        request[GRANT] = grant
+        self.requests.labels(key.name, label).inc()
+        return await handler(request)
+
+    async def _admit_public(
+        self, request: web.Request, handler: Handler, key: ClientKey, ip: IPAddress
+    ) -> web.StreamResponse:
+        """A public key spends credits only within its client address's hourly budget."""
+        budget = self.settings.public_credits_per_hour
+        bucket = self._bucket("credits", bucket_of(ip))
+        reserved = False
+        if budget > 0:
+            window = await self.counter.take(bucket, Rate(budget, BUDGET_PERIOD_S))
+            reserved = window.allowed
+        if not reserved:
+            log.debug(
+                "credit budget spent: local checks only",
+                extra={"event": "credit_budget", "key": key.name, "client": self._client(ip)},
+            )
+            return await self._admit(request, handler, key, Grant(use_providers=False), "local")
+        try:
+            return await self._admit(request, handler, key, OPEN, "providers")
+        finally:
+            # Reserved before the check so that a burst cannot overspend; an answer that
+            # spent nothing (cache, local verdict, bad input) gives its reservation back.
+            if not request.get(SPENT, False):
+                await self.counter.give_back(bucket)
+
+    def _preflight(self, request: web.Request, headers: dict[str, str]) -> web.StreamResponse:
+        """A CORS preflight: no key is sent with it, so the origin alone decides."""
+        if "Access-Control-Allow-Origin" not in headers:
+            why = (
+                "no browser origin is allowed: the service runs without a keys file"
+                if self.ring is None
+                else "this origin is not one of a key's origins"
+            )
+            return self._refuse(request, None, None, Refusal(403, "origin", why))
+        headers.pop("Access-Control-Expose-Headers", None)
+        headers["Access-Control-Allow-Methods"] = METHODS
+        headers["Access-Control-Allow-Headers"] = ALLOW_HEADERS
+        headers["Access-Control-Max-Age"] = PREFLIGHT_MAX_AGE
+        return web.Response(status=204, headers={"Allow": METHODS})
+
+    def _refuse(
+        self,
+        request: web.Request,
+        ip: IPAddress | None,
+        key: ClientKey | None,
+        refusal: Refusal,
+    ) -> web.Response:
+        self.metrics.client_rejections.labels(refusal.why).inc()
+        # Configuration mistakes are worth a line; floods of 401/429 only at debug.
+        level = logging.INFO if refusal.status == 403 else logging.DEBUG
+        if log.isEnabledFor(level):
+            log.log(
+                level,
+                "client refused",
+                extra={
+                    "event": "client_refused",
+                    "status": refusal.status,
+                    "why": refusal.why,
+                    "key": key.name if key is not None else None,
+                    "client": self._client(ip) if ip is not None else None,
+                    "path": request.path,
+                },
+            )
+        headers = {"WWW-Authenticate": 'Bearer realm="emailgate"'} if refusal.status == 401 else {}
+        return error(refusal.status, refusal.message, headers)
+
+    def _bucket(self, *parts: str) -> str:
+        # Client addresses are personal data: buckets (Redis keys) carry a keyed hash.
+        return self.hasher.hash("|".join(parts))
+
+    def _client(self, ip: IPAddress) -> str:
+        return self.hasher.hash("client|" + bucket_of(ip))[:16]
+
+
+def presented_key(headers: Mapping[str, str]) -> str | None:
+    """The key from `X-API-Key`, else from `Authorization: Bearer`; None when neither."""
+    given = headers.get("X-API-Key", "").strip()
+    if given:
+        return given
+    scheme, _, token = headers.get("Authorization", "").strip().partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return None
+
+
+def _rate_headers(headers: dict[str, str], window: Window) -> None:
+    headers["RateLimit-Limit"] = str(window.limit)
+    headers["RateLimit-Remaining"] = str(window.remaining)
+    headers["RateLimit-Reset"] = str(window.reset_seconds)
+
+
+def _too_many(window: Window, headers: dict[str, str]) -> Refusal:
+    headers["Retry-After"] = str(window.reset_seconds)
+    return Refusal(429, "rate_limited", f"too many requests; try again in {window.reset_seconds} s")
