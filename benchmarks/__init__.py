@@ -1,0 +1,1 @@
+"""emailgate's benchmarks: `python -m benchmarks` (or `make bench`) writes benchmarks/results/."""
