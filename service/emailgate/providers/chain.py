@@ -83,19 +83,20 @@ class Chain:
             if not link.breaker.allow():
                 self._skip(link, "circuit_open")
                 continue
+            asked = self.clock()
             reservation = await link.pacer.reserve(left - MIN_CALL)
             if not reservation.ok:
                 link.breaker.release()
                 self._skip(link, reservation.refused or "no_token")
                 continue
             if reservation.wait > 0:
-                before = self.clock()
                 await self.sleep(reservation.wait)
-                if reservation.late(self.clock() - before):
-                    # Going now could break the limit at the provider's end: give the slot up.
-                    link.breaker.release()
-                    self._skip(link, "no_token")
-                    continue
+            # Measured from the moment we asked, so a slow answer from Redis counts as lateness.
+            if reservation.late(self.clock() - asked):
+                # Going now could break the limit at the provider's end: give the slot up.
+                link.breaker.release()
+                self._skip(link, "no_token")
+                continue
             budget = deadline - FINISH - self.clock()
             if i < len(self.links) - 1:
                 budget = max(min(budget, MIN_CALL), budget * FIRST_SHARE)
