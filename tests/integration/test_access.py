@@ -4,7 +4,11 @@ a fake ListCleanser on loopback where providers matter, time on a FakeClock)."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
+import os
+import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -457,3 +461,39 @@ async def test_an_empty_keys_file_refuses_everyone(make_client: MakeClient, tmp_
     client = await make_client(EMAILGATE_API_KEYS_FILE=str(path))
     assert (await get(client))[0] == 401
     assert (await client.get("/healthz")).status == 200
+
+
+async def test_a_test_key_with_origins_works_from_those_pages(
+    make_client: MakeClient, tmp_path: Path
+) -> None:
+    """A test key may list origins, so a page can try the widget for free: then only there."""
+    path = write_keys(tmp_path / "keys.toml")
+    path.write_text(
+        path.read_text().replace(
+            'kind = "test"\n', 'kind = "test"\norigins = ["http://localhost:3000"]\n'
+        )
+    )
+    client = await make_client(EMAILGATE_API_KEYS_FILE=str(path))
+    dev = "http://localhost:3000"
+    status, headers, body = await get(client, email="risky@mytest.com", X_API_Key=TEST, Origin=dev)
+    assert status == 200 and body["data"]["source"] == "sandbox"
+    assert headers["Access-Control-Allow-Origin"] == dev
+    assert (await get(client, X_API_Key=TEST, Origin=SHOP))[0] == 403
+    assert (await get(client, X_API_Key=TEST))[0] == 403
+
+
+async def test_sighup_on_an_open_service_does_not_end_it(
+    make_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Running open, SIGHUP (a routine `reload`) is logged and ignored, not fatal."""
+    client = await make_client()
+    # Only send it when a handler is really in place: the default action would end pytest.
+    assert signal.getsignal(signal.SIGHUP) not in (signal.SIG_DFL, None)
+    with caplog.at_level(logging.INFO, logger="emailgate.access"):
+        os.kill(os.getpid(), signal.SIGHUP)
+        for _ in range(100):
+            if any(getattr(r, "event", "") == "keys_reload_skipped" for r in caplog.records):
+                break
+            await asyncio.sleep(0.01)
+    assert any(getattr(r, "event", "") == "keys_reload_skipped" for r in caplog.records)
+    assert (await get(client))[0] == 200

@@ -49,13 +49,23 @@ def install(app: web.Application) -> Gate:
         services = app[appkeys.SERVICES]  # opened by the cleanup_ctx, which runs first
         verifier = services.verifier
         gate.use_shared(hasher=verifier.hasher, redis=services.redis, clock=verifier.clock)
-        if ring is not None and len(ring) == 0:
-            log.warning(
-                "the keys file has no keys: every API request will be refused (401)",
-                extra={"event": "no_keys"},
+        if ring is not None:
+            log.info(
+                "client keys in force",
+                extra={
+                    "event": "keys",
+                    "keys": {k.name: k.kind.value for k in ring.keys},
+                    "trusted_proxies": [str(n) for n in settings.trusted_proxies],
+                    "public_credits_per_hour": settings.public_credits_per_hour,
+                },
             )
-        if settings.api_keys_file is not None:
-            _listen_for_sighup(app, gate)
+            if len(ring) == 0:
+                log.warning(
+                    "the keys file has no keys: every API request will be refused (401)",
+                    extra={"event": "no_keys"},
+                )
+        # Also when running open: SIGHUP's default action would end the process.
+        _listen_for_sighup(app, gate)
 
     app.on_startup.append(start)
     return gate

@@ -115,6 +115,10 @@ class Gate:
     def reload(self) -> bool:
         """Read the keys file again; on any problem keep the keys in force and log why."""
         if self.path is None:
+            log.info(
+                "SIGHUP: no keys file to reload (EMAILGATE_API_KEYS_FILE is not set)",
+                extra={"event": "keys_reload_skipped"},
+            )
             return False
         try:
             ring = load_keys(self.path)
