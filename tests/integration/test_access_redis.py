@@ -3,6 +3,7 @@ replica) when Redis is gone."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable
@@ -13,6 +14,10 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from emailgate.access.counters import RETRY_REDIS_AFTER_S, MemoryCounter, RedisCounter
+from emailgate.clock import FakeClock
+from emailgate.rate import Rate
+from emailgate.services import connect_redis
 from tests.conftest import free_port
 from tests.fakes.listcleanser import FakeListCleanser
 
@@ -91,3 +96,34 @@ async def test_without_redis_each_replica_still_limits(
         assert [await status_of(client) for _ in range(3)] == [200, 200, 429]
     degraded = [r for r in caplog.records if getattr(r, "event", "") == "client_limits_degraded"]
     assert len(degraded) == 1
+
+
+async def test_a_hanging_redis_is_not_asked_again_for_a_while(clock: FakeClock) -> None:
+    """A Redis that accepts and never answers costs one timeout, then counting stays in the
+    process for RETRY_REDIS_AFTER_S (no bytes sent to it), then Redis is tried again."""
+    received: list[bytes] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while chunk := await reader.read(4096):
+            received.append(chunk)  # and never answer
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = connect_redis(f"redis://127.0.0.1:{port}/0", deadline=0.3)
+    counter = RedisCounter(client, MemoryCounter(clock))
+    rate = Rate(2, 60.0)
+    try:
+        first = await counter.take("bucket", rate)
+        assert first.allowed and counter.degraded and received
+        sent = len(received)
+        clock.advance(RETRY_REDIS_AFTER_S - 1)
+        assert [(await counter.take("bucket", rate)).allowed for _ in range(2)] == [True, False]
+        await counter.give_back("bucket")
+        assert len(received) == sent  # Redis was left alone
+        clock.advance(1)
+        await counter.take("bucket", rate)
+        assert len(received) > sent  # and asked again once the pause was over
+    finally:
+        await client.aclose()
+        server.close()
+        await server.wait_closed()

@@ -123,6 +123,10 @@ return 0
 
 _REDIS_ERRORS = (aioredis.RedisError, OSError, TimeoutError)
 
+RETRY_REDIS_AFTER_S = 5.0
+"""After a Redis failure, count in-process this long before asking Redis again: a Redis that
+hangs would otherwise cost every request its command timeout."""
+
 
 class RedisCounter:
     """Windows shared by every replica through Redis; in-process while Redis fails."""
@@ -136,8 +140,11 @@ class RedisCounter:
         self._take = client.register_script(_TAKE)
         self._give_back = client.register_script(_GIVE_BACK)
         self.degraded = False
+        self._retry_at = 0.0
 
     async def take(self, key: str, rate: Rate) -> Window:
+        if self.degraded and self.fallback.clock() < self._retry_at:
+            return self.fallback.take_now(key, rate)
         period_ms = max(1, round(rate.period * 1000))
         try:
             allowed, count, ttl_ms = await self._take(
@@ -151,6 +158,10 @@ class RedisCounter:
         return Window(bool(allowed), rate.count, max(0, rate.count - count), int(ttl_ms) / 1000)
 
     async def give_back(self, key: str) -> None:
+        if self.degraded:
+            # Taken in-process (or lost with Redis): give it back there.
+            await self.fallback.give_back(key)
+            return
         try:
             await self._give_back(keys=[self.prefix + key], args=[])
         except _REDIS_ERRORS as e:
@@ -158,6 +169,7 @@ class RedisCounter:
             await self.fallback.give_back(key)
 
     def _degrade(self, error: BaseException) -> None:
+        self._retry_at = self.fallback.clock() + RETRY_REDIS_AFTER_S
         if not self.degraded:
             self.degraded = True
             log.warning(
