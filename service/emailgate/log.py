@@ -27,8 +27,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "ts": _timestamp(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
@@ -44,10 +43,61 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(line, default=repr).decode()
 
 
+def _timestamp(created: float) -> str:
+    return (
+        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created))
+        + f".{int(created % 1 * 1000):03d}Z"
+    )
+
+
+class _Fast:
+    """The handler `setup` installed, for `event` to write to without building a LogRecord."""
+
+    handler: logging.StreamHandler[IO[str]] | None = None
+    second = -1
+    prefix = ""
+
+
+def event(logger: logging.Logger, msg: str, fields: dict[str, Any]) -> None:
+    """One INFO line with `fields`, the same JSON as JsonFormatter writes, at a tenth of the cost.
+
+    The per-check line is on the hot path (a cache hit costs a few hundred microseconds in
+    all; logging's record, formatter and handler machinery cost 20 of them). Without `setup`
+    (tests capturing records, an embedding application) it goes through logging as usual.
+    """
+    handler = _Fast.handler
+    if handler is None or logging.getLogger().handlers != [handler]:
+        logger.info(msg, extra=fields)
+        return
+    if not logger.isEnabledFor(logging.INFO):
+        return
+    now = time.time()
+    second = int(now)
+    if second != _Fast.second:  # strftime once a second, not once a line
+        _Fast.second, _Fast.prefix = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
+    line: dict[str, Any] = {
+        "ts": f"{_Fast.prefix}.{int(now % 1 * 1000):03d}Z",
+        "level": "info",
+        "logger": logger.name,
+        "msg": msg,
+    }
+    rid = request_id.get()
+    if rid is not None:
+        line["request_id"] = rid
+    line.update(fields)
+    data = orjson.dumps(line, default=repr, option=orjson.OPT_APPEND_NEWLINE).decode()
+    handler.acquire()
+    try:
+        handler.stream.write(data)
+    finally:
+        handler.release()
+
+
 def setup(level: str = "info", stream: IO[str] | None = None) -> None:
     """Route every `emailgate.*` logger (and aiohttp's) to JSON lines at `level`."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter())
+    _Fast.handler = handler
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from emailgate import log as logsetup
 from emailgate.cache import VerdictCache
 from emailgate.clock import Clock, monotonic
 from emailgate.metrics import Metrics
@@ -281,7 +282,7 @@ class Verifier:
             result.context, result.decision.value, v.source.value, result.duration
         )
         if log.isEnabledFor(logging.INFO):
-            extra: dict[str, Any] = {
+            fields: dict[str, Any] = {
                 "event": "check",
                 "email_hash": email_hash,
                 "context": result.context,
@@ -293,4 +294,4 @@ class Verifier:
                 "cached": result.cached,
                 "duration_ms": round(result.duration * 1000, 3),
             }
-            log.info("check", extra=extra)
+            logsetup.event(log, "check", fields)
