@@ -42,9 +42,9 @@ class Service:
     log: Path
 
     def lines(self) -> list[dict[str, Any]]:
-        """The JSON log lines written so far."""
-        text = self.log.read_text(errors="replace")
-        return [json.loads(line) for line in text.splitlines() if line.strip()]
+        """The JSON log lines written so far (a line still being written is left out)."""
+        complete = self.log.read_text(errors="replace").rpartition("\n")[0]
+        return [json.loads(line) for line in complete.splitlines() if line.strip()]
 
     async def wait_for_event(self, event: str, count: int = 1, timeout: float = 10) -> None:
         end = time.monotonic() + timeout
