@@ -191,7 +191,7 @@ class Gate:
 
         if key.kind is KeyKind.TEST:
             return await self._admit(request, handler, key, Grant(False, True), "sandbox")
-        if key.kind is KeyKind.PRIVATE or scope != "verify":
+        if key.kind is KeyKind.PRIVATE:
             return await self._admit(request, handler, key, OPEN, "providers")
         return await self._admit_public(request, handler, key, ip)
 
