@@ -212,7 +212,8 @@ async def test_health_ready_credits_openapi(client: Client) -> None:
     validate_spec(doc)
     assert doc["openapi"].startswith("3.1")
     assert set(doc["paths"]) >= {
-        "/api/v1/verify", "/api/v1/credits", "/healthz", "/readyz", "/metrics", "/openapi.json"
+        "/api/v1/verify", "/api/v1/credits", "/healthz", "/readyz", "/metrics", "/openapi.json",
+        "/static/emailgate.js", "/demo",
     }  # fmt: skip
 
 

@@ -334,6 +334,61 @@ def document() -> dict[str, Any]:
                     },
                 }
             },
+            "/static/emailgate.js": {
+                "get": {
+                    "operationId": "widget",
+                    "summary": "The browser widget (docs/widget.md)",
+                    "security": [],
+                    "parameters": [
+                        {
+                            "name": "If-None-Match",
+                            "in": "header",
+                            "required": False,
+                            "schema": {"type": "string"},
+                        }
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "The script, with an ETag and CORS for any page.",
+                            "content": {"text/javascript": {"schema": {"type": "string"}}},
+                        },
+                        "304": {"description": "The copy the browser holds is current."},
+                    },
+                }
+            },
+            "/demo": {
+                "get": {
+                    "operationId": "demo",
+                    "summary": "A demo signup page using the widget (absent when EMAILGATE_DEMO=0)",
+                    "security": [],
+                    "responses": {
+                        "200": _html("The demo page."),
+                        "404": {"description": "The demo is switched off."},
+                    },
+                },
+                "post": {
+                    "operationId": "demoSubmit",
+                    "summary": "The demo form's handler: shows what it received, keeps nothing",
+                    "security": [],
+                    "requestBody": {
+                        "required": False,
+                        "content": {
+                            "application/x-www-form-urlencoded": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {"email": {"type": "string"}},
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": _html("A thank-you page echoing the address, escaped."),
+                        "404": {"description": "The demo is switched off."},
+                        "405": {"description": "The demo is switched off."},
+                        "413": {"description": "The body is too large."},
+                    },
+                },
+            },
             "/openapi.json": {
                 "get": {
                     "operationId": "openapi",
@@ -372,6 +427,10 @@ def document() -> dict[str, Any]:
             },
         },
     }
+
+
+def _html(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"text/html": {"schema": {"type": "string"}}}}
 
 
 def _status(description: str) -> dict[str, Any]:
