@@ -23,7 +23,9 @@ ARTIFACTS = Path(os.environ.get("EMAILGATE_TEST_ARTIFACTS", REPO_ROOT / "test-ar
 CHROMIUM = os.environ.get("EMAILGATE_CHROMIUM", "/usr/bin/chromium")
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: sync Playwright keeps an event loop running in this thread while
+# it is open, and the asyncio tests of other modules cannot start their own beside it.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     """Debian's Chromium, headless; a clear failure when it is missing or cannot start."""
     path = shutil.which(CHROMIUM)
