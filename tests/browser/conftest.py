@@ -6,13 +6,18 @@ used. A missing or broken browser fails every test here with the reason: never a
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs
 
 import pytest
@@ -60,9 +65,33 @@ def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
     context.close()
 
 
+WIDGET = resources.files("emailgate").joinpath("static", "emailgate.js").read_bytes()
+
+
+class QuietHandler(BaseHTTPRequestHandler):
+    """A request handler that keeps the test output clean."""
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@contextmanager
+def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """Serve `handler` on a free loopback port from a thread; yield the base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 @dataclass
 class Site:
-    """A shop's own web server on another origin: its signup page and its form handler."""
+    """A shop's own web server on another origin: its signup page, a self-hosted copy of the
+    widget at /emailgate.js, and its form handler."""
 
     url: str
     submissions: list[dict[str, list[str]]] = field(default_factory=list)
@@ -74,30 +103,93 @@ def site() -> Iterator[Site]:
     """Serve `site.page_html` at / and record every form POSTed to /signup."""
     state = Site(url="")
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self) -> None:
-            self._send(200, state.page_html)
+            if self.path == "/emailgate.js":
+                self._send(200, WIDGET.decode(), "text/javascript")
+            else:
+                self._send(200, state.page_html)
 
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
             state.submissions.append(parse_qs(self.rfile.read(length).decode()))
             self._send(200, "<!doctype html><title>ok</title><h1 id='thanks'>Welcome</h1>")
 
-        def _send(self, status: int, body: str) -> None:
+        def _send(self, status: int, body: str, kind: str = "text/html") -> None:
             data = body.encode()
             self.send_response(status)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Type", f"{kind}; charset=utf-8")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
 
-        def log_message(self, format: str, *args: object) -> None:
-            pass
+    with serving(Handler) as url:
+        state.url = url
+        yield state
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield state
-    server.shutdown()
-    server.server_close()
+
+@dataclass
+class FakeVerify:
+    """The wire of emailgate's verify API as a browser sees it, with a delay the test sets:
+    disposable (mailinator.com) is a reject, gamil.com an accept with a suggestion."""
+
+    url: str
+    delay: float = 0.0
+    calls: list[dict[str, Any]] = field(default_factory=list)
+
+
+def fake_result(email: str, context: str) -> dict[str, Any]:
+    """A RESULT of the contract for `email`, decided by its domain."""
+    user, _, domain = email.rpartition("@")
+    reject = domain == "mailinator.com"
+    return {
+        "email_address": email,
+        "user": user,
+        "domain": domain,
+        "state": "risky" if reject else "deliverable",
+        "reason": "low_quality" if reject else "accepted_email",
+        "score": 10 if reject else 90,
+        "disposable": reject,
+        "did_you_mean": f"{user}@gmail.com" if domain == "gamil.com" else None,
+        "decision": "reject" if reject else "accept",
+        "context": context,
+        "threshold": 30,
+        "source": "local",
+        "cached": False,
+    }
+
+
+@pytest.fixture
+def fake_verify() -> Iterator[FakeVerify]:
+    """`POST /api/v1/verify` with CORS for any origin, answering after `delay` seconds."""
+    state = FakeVerify(url="")
+
+    class Handler(QuietHandler):
+        def do_OPTIONS(self) -> None:
+            self.send_response(204)
+            self._cors()
+            self.send_header("Access-Control-Allow-Methods", "POST")
+            self.send_header("Access-Control-Allow-Headers", "Content-Type, X-API-Key")
+            self.end_headers()
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length", "0"))
+            body = json.loads(self.rfile.read(length))
+            state.calls.append({"body": body, "key": self.headers.get("X-API-Key")})
+            time.sleep(state.delay)
+            data = json.dumps(
+                {"success": True, "data": fake_result(body["email"], body["context"])}
+            ).encode()
+            self.send_response(200)
+            self._cors()
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _cors(self) -> None:
+            self.send_header("Access-Control-Allow-Origin", self.headers.get("Origin", "*"))
+
+    with serving(Handler) as url:
+        state.url = url
+        yield state

@@ -21,8 +21,8 @@ WIDGET_CACHE = "public, max-age=3600, stale-while-revalidate=86400"
 JAVASCRIPT = "text/javascript; charset=utf-8"
 HTML = "text/html; charset=utf-8"
 
-# The demo runs only its own files: no inline script, nothing from elsewhere. Inline styles
-# are allowed because the widget adds a small default stylesheet of its own.
+# The demo runs only its own files: no inline script, nothing from elsewhere. 'unsafe-inline'
+# styles are for the page's own <style>; the widget's rules come as a constructed stylesheet.
 DEMO_CSP = (
     "default-src 'none'; script-src 'self'; connect-src 'self'; "
     "style-src 'self' 'unsafe-inline'; img-src 'self' data:; form-action 'self'; "

@@ -34,6 +34,7 @@
     low_quality: "rejectLowQuality",
   };
   var SELECTOR = "input[type=email][data-emailgate]";
+  var DEFAULTS = { context: "signup", timeout: 3000, styles: true, messages: MESSAGES };
   var CSS =
     ".emailgate-message{font-size:.9em;font-weight:400;margin:.25em 0 0;min-height:1.2em}" +
     ".emailgate-message[data-state=reject]{color:#b00020}" +
@@ -65,17 +66,29 @@
     return out;
   }
 
-  function merge(base, extra) {
-    var out = {};
-    Object.keys(base).forEach(function (k) { out[k] = base[k]; });
-    Object.keys(extra || {}).forEach(function (k) {
-      if (k !== "messages" && extra[k] !== undefined) out[k] = extra[k];
-    });
-    out.messages = {};
-    [MESSAGES, base.messages || {}, (extra && extra.messages) || {}].forEach(function (m) {
-      Object.keys(m).forEach(function (k) { out.messages[k] = m[k]; });
+  // Later layers win, setting by setting and message by message; undefined means "not given".
+  function layered(layers) {
+    var out = { messages: {} };
+    layers.forEach(function (layer) {
+      Object.keys(layer || {}).forEach(function (k) {
+        if (k === "messages") {
+          Object.keys(layer.messages || {}).forEach(function (m) {
+            if (typeof layer.messages[m] === "string") out.messages[m] = layer.messages[m];
+          });
+        } else if (layer[k] !== undefined) {
+          out[k] = layer[k];
+        }
+      });
     });
     return out;
+  }
+
+  // Precedence: the field's attributes, then init() options, then the script tag, then defaults.
+  function settingsFor(input, options) {
+    var s = layered([DEFAULTS, scriptDefaults, options, readData(input)]);
+    s.url = String(s.url || scriptOrigin || location.origin).replace(/\/+$/, "");
+    if (!(s.timeout > 0 && isFinite(s.timeout))) s.timeout = DEFAULTS.timeout;
+    return s;
   }
 
   function addStyles() {
@@ -94,11 +107,20 @@
   }
 
   function attach(input, options) {
-    if (fields.has(input)) return fields.get(input);
-    var settings = merge(merge({ context: "signup", timeout: 3000, styles: true }, scriptDefaults),
-      merge(options || {}, readData(input)));
-    settings.url = (settings.url || scriptOrigin || location.origin).replace(/\/+$/, "");
-    if (settings.styles) addStyles();
+    var field = fields.get(input);
+    if (field) {
+      // init() after the automatic one (a deferred script attaches marked fields at once):
+      // its options apply from now on, and answers under the old settings are forgotten.
+      if (options) {
+        field.options = layered([field.options, options]);
+        field.settings = settingsFor(input, field.options);
+        field.results = new Map();
+      }
+      return field;
+    }
+    field = { input: input, options: options || {}, results: new Map(), shown: null };
+    field.settings = settingsFor(input, field.options);
+    if (field.settings.styles) addStyles();
 
     // The live region exists, empty, before anything is said in it, so screen readers announce.
     var region = document.createElement("div");
@@ -110,8 +132,8 @@
     (label && label.contains(input) ? label : input).insertAdjacentElement("afterend", region);
     var described = input.getAttribute("aria-describedby");
     input.setAttribute("aria-describedby", (described ? described + " " : "") + region.id);
+    field.region = region;
 
-    var field = { input: input, region: region, settings: settings, results: new Map() };
     fields.set(input, field);
     input.addEventListener("blur", function () { refresh(field); });
     input.addEventListener("input", function () { show(field, null); });
@@ -172,6 +194,8 @@
 
   function show(field, result) {
     var input = field.input;
+    var fresh = result !== field.shown;
+    field.shown = result;
     var rejected = !!result && result.decision === "reject";
     if (rejected) input.setAttribute("aria-invalid", "true");
     else input.removeAttribute("aria-invalid");
@@ -189,7 +213,8 @@
       if (rejected) region.appendChild(document.createTextNode(" "));
       region.appendChild(suggestion(field, result.did_you_mean));
     }
-    input.dispatchEvent(new CustomEvent("emailgate:result", { detail: result, bubbles: true }));
+    // Once per answer, though a blur and a submit may both show it.
+    if (fresh) input.dispatchEvent(new CustomEvent("emailgate:result", { detail: result, bubbles: true }));
   }
 
   // "Did you mean <button>x@gmail.com</button>?" with the button placed where {suggestion} is.
@@ -201,7 +226,9 @@
     button.className = "emailgate-suggestion";
     button.textContent = address;
     button.addEventListener("click", function () {
-      field.input.value = address;
+      // Through the prototype's setter, so frameworks that track the value (React) see it.
+      var setter = Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, "value").set;
+      setter.call(field.input, address);
       field.input.dispatchEvent(new Event("input", { bubbles: true }));
       field.input.dispatchEvent(new Event("change", { bubbles: true }));
       field.input.focus();
@@ -222,10 +249,7 @@
   var passing = new WeakSet();
   document.addEventListener("submit", function (event) {
     var form = event.target;
-    if (passing.has(form)) {
-      passing.delete(form);
-      return;
-    }
+    if (passing.has(form)) return; // our own requestSubmit(), after the checks
     var attached = Array.prototype.filter.call(form.elements || [], function (el) {
       return fields.has(el);
     });
@@ -234,31 +258,50 @@
     event.stopImmediatePropagation();
     if (form.dataset.emailgateChecking) return; // a second click while checking
     form.dataset.emailgateChecking = "1";
-    var submitter = event.submitter;
-    Promise.all(attached.map(function (el) { return check(fields.get(el)); })).then(function (results) {
-      delete form.dataset.emailgateChecking;
-      var blocked = null;
-      results.forEach(function (result, i) {
-        var field = fields.get(attached[i]);
-        show(field, result);
-        if (!blocked && result && result.decision === "reject") blocked = field;
-      });
-      if (blocked) {
-        blocked.input.focus();
-        return;
-      }
-      // A known answer arrives while this submit event is still being dispatched, when the
-      // browser ignores requestSubmit(); the next task is after it.
-      setTimeout(function () {
-        passing.add(form);
-        if (typeof form.requestSubmit === "function") {
-          form.requestSubmit(submitter && submitter.form === form ? submitter : undefined);
-        } else {
-          form.submit();
-        }
-      }, 0);
-    });
+    hold(form, event.submitter, attached);
   }, true);
+
+  function hold(form, submitter, attached) {
+    var values = attached.map(function (el) { return el.value.trim(); });
+    Promise.all(attached.map(function (el) { return check(fields.get(el)); }))
+      .then(function (results) {
+        var changed = attached.some(function (el, i) { return el.value.trim() !== values[i]; });
+        if (changed) return hold(form, submitter, attached); // edited meanwhile: check again
+        delete form.dataset.emailgateChecking;
+        var blocked = null;
+        results.forEach(function (result, i) {
+          var field = fields.get(attached[i]);
+          show(field, result);
+          if (!blocked && result && result.decision === "reject") blocked = field;
+        });
+        if (blocked) blocked.input.focus();
+        else release(form, submitter);
+      })
+      .catch(function () {
+        // A fault of the widget itself must not cost a signup either.
+        delete form.dataset.emailgateChecking;
+        release(form, submitter);
+      });
+  }
+
+  function release(form, submitter) {
+    // A known answer arrives while the first submit event is still being dispatched, when the
+    // browser ignores requestSubmit(); the next task is after it.
+    setTimeout(function () {
+      if (typeof form.requestSubmit !== "function") return form.submit(); // no events, no validation
+      passing.add(form);
+      try {
+        // Dispatches the submit event at once (or none, when the form is now invalid).
+        try {
+          form.requestSubmit(submitter && submitter.form === form ? submitter : undefined);
+        } catch (e) {
+          form.requestSubmit(); // the submitter is no longer a submit button
+        }
+      } finally {
+        passing.delete(form);
+      }
+    }, 0);
+  }
 
   function init(options) {
     var selector = (options && options.selector) || SELECTOR;
