@@ -58,11 +58,15 @@ def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 720, "height": 640})
     page = context.new_page()
     yield page
-    shots = ARTIFACTS / "browser"
-    shots.mkdir(parents=True, exist_ok=True)
     if not page.is_closed():
-        page.screenshot(path=shots / f"{request.node.name}.png", full_page=True)
+        snapshot(page, request.node.name)
     context.close()
+
+
+def snapshot(page: Page, name: str) -> None:
+    """Save the page as it is now as test-artifacts/browser/<name>.png."""
+    (ARTIFACTS / "browser").mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=ARTIFACTS / "browser" / f"{name}.png", full_page=True)
 
 
 WIDGET = resources.files("emailgate").joinpath("static", "emailgate.js").read_bytes()

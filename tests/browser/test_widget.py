@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, Request, expect
 
-from tests.browser.conftest import ARTIFACTS, Site
+from tests.browser.conftest import Site, snapshot
 from tests.conftest import ZONES
 from tests.live import live_app
 
@@ -29,12 +29,6 @@ def service() -> Iterator[str]:
     """emailgate on embedded defaults (open, demo on) with its DNS server on loopback."""
     with live_app({}, ZONES) as url:
         yield url
-
-
-def snapshot(page: Page, name: str) -> None:
-    """Save the page as it is now under test-artifacts/browser/."""
-    (ARTIFACTS / "browser").mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=ARTIFACTS / "browser" / f"{name}.png", full_page=True)
 
 
 def verify_requests(page: Page) -> list[Request]:
