@@ -1,0 +1,1 @@
+"""List-cleaning providers behind batch jobs: upload, poll, fetch, delete (one Protocol)."""

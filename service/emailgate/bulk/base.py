@@ -1,0 +1,79 @@
+"""What a batch job needs from a list-cleaning (bulk) provider.
+
+A job's provider step runs these in order, storing what each returns before the next:
+
+    list_id = await provider.upload(emails, reference=...)   # stored in the job store first
+    while (status := await provider.poll(list_id)).state is BulkState.WORKING: sleep(status.wait)
+    async for email, verdict in provider.fetch(list_id): ...  # into the job store and the cache
+    await provider.delete(list_id)                            # once the results are stored
+
+The job's runner owns the loop (so it can renew its lease, honour cancellation and send
+webhooks); a client only speaks its provider's API. Failures raise the `ProviderError` tree of
+`emailgate.providers.errors`; a list that the provider ends as failed raises `ListFailed`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from emailgate.providers.errors import ProviderError
+from emailgate.verify.result import Verdict
+
+
+class ListFailed(ProviderError):
+    """The provider ended the list as failed (its own processing error)."""
+
+    outcome = "failed"
+
+
+class BulkState(StrEnum):
+    """Where an uploaded list stands at the provider."""
+
+    WORKING = "working"
+    DONE = "done"
+
+
+@dataclass(frozen=True, slots=True)
+class BulkStatus:
+    """One poll's answer."""
+
+    state: BulkState
+    progress: float = 0.0
+    """0.0–1.0 as far as the provider tells."""
+    wait: float = 5.0
+    """Seconds to wait before the next poll (the provider's hint, or the client's default)."""
+
+
+class BulkProvider(Protocol):
+    """One list-cleaning API."""
+
+    name: str
+    """Stable label for metrics, logs and the job's `provider`: `listcleanser`, `listcleaner`,
+    `emailconsul`."""
+
+    max_upload: int
+    """Addresses per upload; a job with more uploads several lists."""
+
+    async def upload(self, emails: Sequence[str], *, reference: str) -> str:
+        """Send `emails` as one list; the provider's list id."""
+        ...
+
+    async def poll(self, list_id: str) -> BulkStatus:
+        """Ask once how the list stands (a client may take a documented next step here, such
+        as EmailConsul's run after pre-processing); raise `ListFailed` for a failed list."""
+        ...
+
+    def fetch(self, list_id: str) -> AsyncIterator[tuple[str, Verdict]]:
+        """Every record of a finished list: the address as uploaded and its verdict."""
+        ...
+
+    async def delete(self, list_id: str) -> None:
+        """Remove the list at the provider (a no-op where the API has no delete)."""
+        ...
+
+    async def credits(self) -> int | None:
+        """Credits left, or None when the provider cannot tell."""
+        ...
