@@ -9,6 +9,8 @@ The contract's table (CONTRACT.md "Settings") plus a few of our own, documented 
     EMAILGATE_PUBLIC_CREDITS_PER_HOUR   provider-backed answers per client IP per hour (public keys)
     EMAILGATE_DEMO                      serve the /demo page (1 or 0)
     EMAILGATE_SHUTDOWN_TIMEOUT_S        grace for in-flight checks on SIGTERM
+    EMAILGATE_BATCH_REALTIME_MAX        jobs with at most this many billable addresses use the
+                                        real-time chain, not a bulk provider (docs/batch.md)
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 from emailgate.rate import Rate, RateSyntaxError
 
 PROVIDER_NAMES = ("listcleanser", "cleanmylist")
+BATCH_PROVIDER_NAMES = ("listcleanser", "listcleaner", "emailconsul")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -91,6 +94,13 @@ class Settings:
     api_keys_file: Path | None = None
     trusted_proxies: tuple[IPNetwork, ...] = ()
     log_level: str = "info"
+    # Bulk providers behind batch jobs (docs/batch.md).
+    batch_providers: tuple[str, ...] = BATCH_PROVIDER_NAMES
+    listcleaner_url: str = "https://api.listcleaner.net"
+    listcleaner_user_email: Secret | None = None
+    listcleaner_api_key: Secret | None = None
+    emailconsul_url: str = "https://api.emailconsul.com"
+    emailconsul_api_key: Secret | None = None
     # Ours, beyond the contract's table.
     hash_key: Secret | None = None
     replicas: int = 1
@@ -99,6 +109,7 @@ class Settings:
     public_credits_per_hour: int = 20
     demo: bool = True
     shutdown_timeout_s: float = 10.0
+    batch_realtime_max: int = 500
 
     @property
     def deadline(self) -> float:
@@ -110,6 +121,16 @@ class Settings:
         """The chain order, leaving out providers without a key."""
         keys = {"listcleanser": self.listcleanser_api_key, "cleanmylist": self.cleanmylist_api_key}
         return tuple(p for p in self.providers if keys[p] is not None)
+
+    @property
+    def active_batch_providers(self) -> tuple[str, ...]:
+        """The bulk providers' order, leaving out those without a key."""
+        keys = {
+            "listcleanser": self.listcleanser_api_key,
+            "listcleaner": self.listcleaner_api_key,
+            "emailconsul": self.emailconsul_api_key,
+        }
+        return tuple(p for p in self.batch_providers if keys[p] is not None)
 
     def embedded_defaults(self) -> list[str]:
         """Names of the settings left at their embedded default (for the start-up log)."""
@@ -139,6 +160,14 @@ class Settings:
             "api_keys_file": reader.keys_file("API_KEYS_FILE"),
             "trusted_proxies": reader.networks("TRUSTED_PROXIES"),
             "log_level": reader.choice("LOG_LEVEL", "info", LOG_LEVELS),
+            "batch_providers": reader.providers(
+                "BATCH_PROVIDERS", ",".join(BATCH_PROVIDER_NAMES), known=BATCH_PROVIDER_NAMES
+            ),
+            "listcleaner_url": reader.url("LISTCLEANER_URL", "https://api.listcleaner.net"),
+            "listcleaner_user_email": reader.secret("LISTCLEANER_USER_EMAIL"),
+            "listcleaner_api_key": reader.secret("LISTCLEANER_API_KEY"),
+            "emailconsul_url": reader.url("EMAILCONSUL_URL", "https://api.emailconsul.com"),
+            "emailconsul_api_key": reader.secret("EMAILCONSUL_API_KEY"),
             "hash_key": reader.secret("HASH_KEY", min_length=16),
             "replicas": reader.integer("REPLICAS", 1, low=1, high=1000),
             "cache_max_entries": reader.integer(
@@ -150,7 +179,14 @@ class Settings:
             ),
             "demo": reader.boolean("DEMO", True),
             "shutdown_timeout_s": reader.number("SHUTDOWN_TIMEOUT_S", 10.0, low=0, high=600),
+            "batch_realtime_max": reader.integer("BATCH_REALTIME_MAX", 500, low=0, high=1_000_000),
         }
+        if (values["listcleaner_user_email"] is None) != (values["listcleaner_api_key"] is None):
+            # Listcleaner wants both headers on every call: one alone is a half-done setup.
+            reader.problems.append(
+                "EMAILGATE_LISTCLEANER_USER_EMAIL and EMAILGATE_LISTCLEANER_API_KEY: "
+                "set both or neither"
+            )
         reader.unknown_names()
         if reader.problems:
             raise SettingsError(reader.problems)
@@ -168,6 +204,8 @@ class _Reader:
             "CLEANMYLIST_INTERVAL_MS", "REDIS_URL", "DNS_SERVERS", "API_KEYS_FILE",
             "TRUSTED_PROXIES", "LOG_LEVEL", "HASH_KEY", "REPLICAS", "CACHE_MAX_ENTRIES",
             "OPEN_RATE", "PUBLIC_CREDITS_PER_HOUR", "DEMO", "SHUTDOWN_TIMEOUT_S",
+            "BATCH_PROVIDERS", "LISTCLEANER_URL", "LISTCLEANER_USER_EMAIL", "LISTCLEANER_API_KEY",
+            "EMAILCONSUL_URL", "EMAILCONSUL_API_KEY", "BATCH_REALTIME_MAX",
         }
     )  # fmt: skip
 
@@ -303,15 +341,17 @@ class _Reader:
             self._bad(name, "the default context 'signup' must have a threshold")
         return result
 
-    def providers(self, name: str, default: str) -> tuple[str, ...]:
+    def providers(
+        self, name: str, default: str, known: tuple[str, ...] = PROVIDER_NAMES
+    ) -> tuple[str, ...]:
         raw = self._raw(name)
         if raw is None:
             raw = default
         names = tuple(p.strip().lower() for p in raw.split(",") if p.strip())
-        unknown = [p for p in names if p not in PROVIDER_NAMES]
+        unknown = [p for p in names if p not in known]
         if unknown:
-            self._bad(name, f"unknown provider(s) {', '.join(unknown)}; known: {PROVIDER_NAMES}")
-            return PROVIDER_NAMES
+            self._bad(name, f"unknown provider(s) {', '.join(unknown)}; known: {known}")
+            return known
         if len(set(names)) != len(names):
             self._bad(name, "a provider is listed twice")
         return names

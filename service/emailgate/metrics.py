@@ -17,6 +17,9 @@ PROVIDER_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 5.0)
 PROVIDER_OUTCOMES = ("ok", "timeout", "rate_limited", "no_credits", "unauthorized",
                      "bad_response", "error")  # fmt: skip
 SKIP_REASONS = ("no_token", "circuit_open", "deadline", "paused")
+# One per HTTP call to a bulk provider: the real-time outcomes, plus `not_ready` (a result
+# download asked for too early) and `failed` (the provider ended the list as failed).
+BULK_OUTCOMES = (*PROVIDER_OUTCOMES, "not_ready", "failed")
 
 
 class Metrics:
@@ -65,6 +68,15 @@ class Metrics:
         self.provider_paused = Gauge(
             "emailgate_provider_paused",
             "1 while a provider is not called (no credits, key refused, Retry-After).",
+            ["provider"], registry=r,
+        )  # fmt: skip
+        self.bulk_requests = Counter(
+            "emailgate_bulk_requests_total", "Calls to bulk (list-cleaning) providers.",
+            ["provider", "outcome"], registry=r,
+        )  # fmt: skip
+        self.bulk_paused = Gauge(
+            "emailgate_bulk_provider_paused",
+            "1 while a bulk provider is not given lists (no credits, key refused, Retry-After).",
             ["provider"], registry=r,
         )  # fmt: skip
         self.dns_lookups = Counter(
@@ -122,3 +134,10 @@ class Metrics:
             self.circuit_open.labels(p).set(0)
             self.provider_paused.labels(p).set(0)
         self.redis_degraded.set(0)
+
+    def prime_bulk(self, providers: list[str]) -> None:
+        """The bulk providers' label sets at zero."""
+        for p in providers:
+            for outcome in BULK_OUTCOMES:
+                self.bulk_requests.labels(p, outcome)
+            self.bulk_paused.labels(p).set(0)

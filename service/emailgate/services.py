@@ -18,6 +18,7 @@ from aiocache.base import BaseCache
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from emailgate.bulk.assemble import BulkRoster, open_bulk
 from emailgate.cache import BoundedMemoryCache, SharedRedisCache, VerdictCache
 from emailgate.clock import Clock, monotonic
 from emailgate.config import Settings, redact_url
@@ -51,11 +52,13 @@ class Services:
     notes: list[str] = field(default_factory=list)
     """Start-up facts worth one log line (embedded defaults in force, degraded parts)."""
     credits_book: CreditsBook | None = None
+    bulk: BulkRoster | None = None
+    """The bulk providers behind batch jobs, in EMAILGATE_BATCH_PROVIDERS order (None: none)."""
 
     def credits(self) -> dict[str, int | None]:
         """The last known credits per provider (None until a provider told us)."""
         if self.credits_book is None:
-            return {"listcleanser": None, "cleanmylist": None}
+            return dict.fromkeys(("listcleanser", "cleanmylist", "listcleaner", "emailconsul"))
         return self.credits_book.snapshot()
 
     async def readiness(self) -> dict[str, tuple[bool, str]]:
@@ -136,6 +139,7 @@ async def open_services(
     cache_backend: BaseCache | None = None,
     chain: VerdictSource | None = None,
     lists: DomainLists | None = None,
+    bulk: BulkRoster | None = None,
 ) -> AsyncIterator[Services]:
     """Build every part from `settings` (or take the ones given) and close them on exit."""
     metrics = metrics or Metrics()
@@ -175,6 +179,12 @@ async def open_services(
             else:
                 pacing = "shared in Redis" if redis_client is not None else "in-process"
                 notes.append(f"providers: {', '.join(settings.active_providers)} (pacing {pacing})")
+        if bulk is None:
+            bulk = await stack.enter_async_context(
+                open_bulk(settings, metrics=metrics, credits=book, clock=clock, redis=redis_client)
+            )
+            if bulk is not None:
+                notes.append(f"bulk providers: {', '.join(bulk.names)}")
         lists = lists or DomainLists()
         verifier = Verifier(
             lists=lists,
@@ -199,6 +209,7 @@ async def open_services(
             chain=chain,
             notes=notes,
             credits_book=book,
+            bulk=bulk,
         )
         # Checks in flight finish before their resources close (graceful shutdown).
         stack.push_async_callback(verifier.flight.wait_all)

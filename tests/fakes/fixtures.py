@@ -10,11 +10,20 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from tests.fakes.cleanmylist import FakeCleanMyList
+from tests.fakes.emailconsul import FakeEmailConsul
+from tests.fakes.listcleaner import FakeListcleaner
 from tests.fakes.listcleanser import FakeListCleanser
 from tests.fakes.process import FakeProvidersProcess
 from tests.fakes.server import refused_port
 
-__all__ = ["fake_cleanmylist", "fake_listcleanser", "fake_providers_process", "refused_url"]
+__all__ = [
+    "fake_cleanmylist",
+    "fake_emailconsul",
+    "fake_listcleaner",
+    "fake_listcleanser",
+    "fake_providers_process",
+    "refused_url",
+]
 
 
 @pytest.fixture
@@ -28,6 +37,20 @@ async def fake_listcleanser() -> AsyncIterator[FakeListCleanser]:
 async def fake_cleanmylist() -> AsyncIterator[FakeCleanMyList]:
     """A CleanMyList fake on a free 127.0.0.1 port, stopped after the test."""
     async with FakeCleanMyList() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def fake_listcleaner() -> AsyncIterator[FakeListcleaner]:
+    """A Listcleaner fake on a free 127.0.0.1 port, stopped after the test."""
+    async with FakeListcleaner() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def fake_emailconsul() -> AsyncIterator[FakeEmailConsul]:
+    """An EmailConsul fake on a free 127.0.0.1 port, stopped after the test."""
+    async with FakeEmailConsul() as fake:
         yield fake
 
 

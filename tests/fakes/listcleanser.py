@@ -1,4 +1,5 @@
-"""A fake ListCleanser: `POST /api/v1/verify` and `GET /api/v1/credits`, as its document says.
+"""A fake ListCleanser: `POST /api/v1/verify`, `GET /api/v1/credits` and the batch endpoints
+`POST /api/v1/batch` and `GET /api/v1/batch/{listId}`, as its document says.
 
 Answers (`shared/providers/listcleanser-api.txt`):
 
@@ -16,10 +17,25 @@ Answers (`shared/providers/listcleanser-api.txt`):
 
 Checks run in that order: rate limit (it counts every arrival, before authentication, as a
 per-IP limiter in front of the API does), key, body, credits.
+
+Batch (sections 2–3 of the document):
+
+- `POST /api/v1/batch` JSON `{"emails": [...]}` (1–50,000 strings, else 400), at most
+  `batch_upload_limit` uploads per `rate_window_s` (document: 6 per minute), spends one credit
+  per address at upload (402 when the list needs more than are left; never with the test
+  key); answers `201 {"success": true, "data": {"id", "name", "status": "processing",
+  "number_of_total"}}`.
+- `GET /api/v1/batch/{id}?page=&per_page=`: while processing (`batch_processing_s +
+  batch_per_1000_s` per 1,000 addresses) `{"state": "processing", "progress": 0–100}`; then the
+  completed shape `{"success", "stats", "data": [{"id", "email": RECORD}], "page", "per_page",
+  "count", "total_pages"}` with `per_page` capped at `batch_max_per_page`; 404 for an unknown
+  id (or another key's); rate-limited per endpoint like verify. A list told to fail
+  (`fail_lists`) answers `{"state": "failed", "message": ...}` from half-way on.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +43,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from tests.fakes.bulklists import FakeList, processing_seconds
 from tests.fakes.ratelimit import SlidingWindow
 from tests.fakes.server import CALL, FakeConfig, FakeServer, json_response, retry_after_header
 from tests.fakes.server import with_settings as _with_settings
@@ -34,6 +51,9 @@ from tests.fakes.verdicts import listcleanser_record, profile_for, profile_for_a
 
 VERIFY = "/api/v1/verify"
 CREDITS = "/api/v1/credits"
+BATCH = "/api/v1/batch"
+BATCH_RESULTS = "/api/v1/batch/{list_id}"
+BATCH_MAX = 50_000
 TOO_MANY = "Too many requests, please try again after a minute."
 
 
@@ -48,6 +68,13 @@ class ListCleanserConfig(FakeConfig):
     rate_limit: int = 200
     """Calls allowed per endpoint in any window of `rate_window_s` (document: 200 per minute)."""
     rate_window_s: float = 60.0
+    batch_upload_limit: int = 6
+    """Batch uploads allowed in any window of `rate_window_s` (document: 6 per minute)."""
+    batch_processing_s: float = 0.3
+    batch_per_1000_s: float = 0.05
+    batch_max_per_page: int = 500
+    fail_lists: int = 0
+    """The next this-many uploaded lists fail half-way through."""
 
 
 class FakeListCleanser(FakeServer[ListCleanserConfig]):
@@ -65,6 +92,8 @@ class FakeListCleanser(FakeServer[ListCleanserConfig]):
         **settings: Any,
     ) -> None:
         self._window = SlidingWindow()
+        self.lists: dict[str, FakeList] = {}
+        self._next_id = 456  # the document's example id
         super().__init__(
             _with_settings(config or ListCleanserConfig(), settings), host=host, port=port
         )
@@ -76,10 +105,123 @@ class FakeListCleanser(FakeServer[ListCleanserConfig]):
 
     def _reset_state(self) -> None:
         self._window.clear()
+        self.lists.clear()
+
+    def uploads(self) -> list[Any]:
+        """Batch upload calls that arrived (answered or not)."""
+        return self.calls.select(BATCH)
 
     def _add_api_routes(self, app: web.Application) -> None:
         app.router.add_post(VERIFY, self._verify)
         app.router.add_get(CREDITS, self._credits, allow_head=False)
+        app.router.add_post(BATCH, self._batch_upload)
+        app.router.add_get(BATCH_RESULTS, self._batch_results, allow_head=False)
+
+    async def _batch_upload(self, request: web.Request) -> web.StreamResponse:
+        call = request[CALL]
+        cfg = self.config
+        limit = self._window.hit(
+            (BATCH, request.remote), call.mono, cfg.batch_upload_limit, cfg.rate_window_s
+        )
+        body = await request.read()
+        fault, _ = self.take_fault(None)
+        early = await self.before_answer(request, fault, False)
+        if early is not None:
+            return early
+        cfg = self.config
+        headers = limit.headers()
+        if not limit.allowed:
+            headers["Retry-After"] = retry_after_header(limit.retry_after_s)
+            return self.error_response(429, TOO_MANY, headers)
+        refused = self._check_key(request, headers)
+        if refused is not None:
+            return refused
+        try:
+            data = orjson.loads(body)
+            emails = data["emails"]
+            if not isinstance(emails, list) or not all(isinstance(e, str) for e in emails):
+                raise TypeError("emails")
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            return self.error_response(400, "emails must be a list of strings", headers)
+        if not 1 <= len(emails) <= BATCH_MAX:
+            return self.error_response(400, f"1 to {BATCH_MAX} email addresses", headers)
+        is_test = cfg.test_api_key is not None and request.headers["X-API-Key"] == cfg.test_api_key
+        if not is_test and cfg.credits < len(emails):
+            return self.error_response(402, "Insufficient credits", headers)
+        charged = 0 if is_test else len(emails)
+        cfg.credits -= charged
+        list_id = str(self._next_id)
+        self._next_id += 1
+        fails = None
+        if cfg.fail_lists > 0:
+            cfg.fail_lists -= 1
+            fails = "List processing failed"
+        self.lists[list_id] = FakeList(
+            id=list_id, emails=list(emails), started=call.mono, charged=charged, fails=fails,
+            seconds=processing_seconds(len(emails), cfg.batch_processing_s, cfg.batch_per_1000_s),
+            extra={"key": request.headers["X-API-Key"]},
+        )  # fmt: skip
+        answer = {"id": int(list_id), "name": "emails.json", "status": "processing",
+                  "number_of_total": len(emails)}  # fmt: skip
+        return json_response({"success": True, "data": answer}, 201, headers)
+
+    async def _batch_results(self, request: web.Request) -> web.StreamResponse:
+        call = request[CALL]
+        cfg = self.config
+        limit = self._window.hit(
+            (BATCH_RESULTS, request.remote), call.mono, cfg.rate_limit, cfg.rate_window_s
+        )
+        fault, _ = self.take_fault(None)
+        early = await self.before_answer(request, fault, False)
+        if early is not None:
+            return early
+        headers = limit.headers()
+        if not limit.allowed:
+            headers["Retry-After"] = retry_after_header(limit.retry_after_s)
+            return self.error_response(429, TOO_MANY, headers)
+        refused = self._check_key(request, headers)
+        if refused is not None:
+            return refused
+        fake_list = self.lists.get(request.match_info["list_id"])
+        if fake_list is None or fake_list.extra["key"] != request.headers["X-API-Key"]:
+            return self.error_response(404, "Resource not found", headers)
+        if fake_list.failed():
+            return json_response({"state": "failed", "message": fake_list.fails}, 200, headers)
+        if not fake_list.done():
+            progress = min(99, int(fake_list.progress() * 100))
+            return json_response({"state": "processing", "progress": progress}, 200, headers)
+        try:
+            page = max(1, int(request.query.get("page", "1")))
+            per_page = max(1, min(self.config.batch_max_per_page,
+                                  int(request.query.get("per_page", "20"))))  # fmt: skip
+        except ValueError:
+            return self.error_response(400, "page and per_page are integers", headers)
+        return json_response(self._completed(fake_list, page, per_page), 200, headers)
+
+    def _completed(self, fake_list: FakeList, page: int, per_page: int) -> dict[str, Any]:
+        seen: set[str] = set()
+        records: list[dict[str, Any]] = []
+        for email in fake_list.emails:
+            if email.strip().lower() in seen:
+                continue
+            seen.add(email.strip().lower())
+            record = listcleanser_record(email, profile_for_address(email), 0.5,
+                                         self.answers.get(email.strip().lower()))  # fmt: skip
+            records.append(record)
+        total = len(fake_list.emails)
+        shares = {state: 0 for state in ("deliverable", "undeliverable", "risky", "unknown")}
+        for record in records:
+            shares[record["state"]] = shares.get(record["state"], 0) + 1
+        stats: dict[str, Any] = {
+            "total": total,
+            "duplicate": round(100 * (total - len(records)) / total, 1),
+        }
+        stats |= {k: round(100 * v / max(1, len(records)), 1) for k, v in shares.items()}
+        chunk = records[(page - 1) * per_page : page * per_page]
+        data = [{"id": (page - 1) * per_page + i + 1, "email": r} for i, r in enumerate(chunk)]
+        return {"success": True, "stats": stats, "data": data, "page": page,
+                "per_page": per_page, "count": len(data),
+                "total_pages": max(1, math.ceil(len(records) / per_page))}  # fmt: skip
 
     async def _verify(self, request: web.Request) -> web.StreamResponse:
         call = request[CALL]

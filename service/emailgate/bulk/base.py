@@ -77,3 +77,12 @@ class BulkProvider(Protocol):
     async def credits(self) -> int | None:
         """Credits left, or None when the provider cannot tell."""
         ...
+
+
+class PausableBulkProvider(BulkProvider, Protocol):
+    """A bulk client that also says when it takes lists again (paused after a 429, a 402 or
+    a refused key; fleet-wide with Redis)."""
+
+    async def paused_for(self) -> float:
+        """Seconds before this provider takes lists again (0: now)."""
+        ...

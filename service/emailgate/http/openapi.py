@@ -22,7 +22,7 @@ REASONS = [
     "unavailable_provider",
     "unknown",
 ]
-SOURCES = ["local", "listcleanser", "cleanmylist", "sandbox"]
+SOURCES = ["local", "listcleanser", "cleanmylist", "sandbox", "listcleaner", "emailconsul"]
 
 _nullable_str: dict[str, Any] = {"type": ["string", "null"]}
 _nullable_bool: dict[str, Any] = {"type": ["boolean", "null"]}
@@ -106,11 +106,13 @@ CREDITS: dict[str, Any] = {
         "success": {"const": True},
         "data": {
             "type": "object",
-            "required": ["listcleanser", "cleanmylist"],
+            "required": ["listcleanser", "cleanmylist", "listcleaner", "emailconsul"],
             "additionalProperties": False,
             "properties": {
                 "listcleanser": {"type": ["integer", "null"]},
                 "cleanmylist": {"type": ["integer", "null"]},
+                "listcleaner": {"type": ["integer", "null"]},
+                "emailconsul": {"type": ["integer", "null"]},
             },
         },
     },

@@ -28,7 +28,10 @@ class CreditsBook:
     """Last known credits per provider, mirrored in the `emailgate_provider_credits` gauge."""
 
     def __init__(self, providers: tuple[str, ...], metrics: Metrics) -> None:
-        self._known: dict[str, int | None] = {"listcleanser": None, "cleanmylist": None}
+        # Every provider the contract names is a key, known or not (`null`): real-time and bulk.
+        self._known: dict[str, int | None] = dict.fromkeys(
+            ("listcleanser", "cleanmylist", "listcleaner", "emailconsul")
+        )
         self._known.update(dict.fromkeys(providers))
         self._metrics = metrics
 

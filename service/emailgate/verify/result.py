@@ -38,6 +38,9 @@ class Source(StrEnum):
     LISTCLEANSER = "listcleanser"
     CLEANMYLIST = "cleanmylist"
     SANDBOX = "sandbox"
+    # Bulk providers behind batch jobs (docs/batch.md): their verdicts reach the cache too.
+    LISTCLEANER = "listcleaner"
+    EMAILCONSUL = "emailconsul"
 
 
 class Decision(StrEnum):

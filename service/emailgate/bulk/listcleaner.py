@@ -1,0 +1,259 @@
+"""Listcleaner: `/upload_list`, `/show_lists`, `/download_list`, `/delete_list`, `/get_credits`.
+
+Every call carries `X-User-Email` and `X-Api-Key`. The upload is a CSV with a header row
+(`email`), `mapping` = that column's name, `reference` = ours; the list is ready when
+`show_lists?uid=` says `current_status: done`; `download_list?uid=&export_type=all` is the CSV
+we sent plus a `reason` column (a 404 there means not ready yet); `delete_list` once the
+results are stored.
+
+Listcleaner gives one `reason` per address and no score, so RESULT comes from a stated rule
+(`REASONS`; docs/batch.md has the same table):
+
+| reason              | state         | reason             | score | flags              |
+|---------------------|---------------|--------------------|-------|--------------------|
+| `ok`                | deliverable   | accepted_email     | 90    | accept_all false   |
+| `catch_all`         | risky         | low_deliverability | 60    | accept_all         |
+| `spamtrap`          | risky         | low_quality        | 0     | possible_spamtrap  |
+| `blacklisted_email` | risky         | low_quality        | 10    |                    |
+| `disposable_domain` | risky         | low_quality        | 10    | disposable         |
+| `account_inactive`  | undeliverable | rejected_email     | 5     |                    |
+| `syntax_error`      | undeliverable | invalid_email      | 0     |                    |
+| `invalid_mx`        | undeliverable | invalid_domain     | 0     |                    |
+| `mx_server_offline` | risky         | low_deliverability | 20    |                    |
+| `mx_server_error`   | risky         | low_deliverability | 20    |                    |
+| anything else       | unknown       | unknown            | 30    |                    |
+
+Why: the scores follow the real-time providers' (deliverable 90, catch-all 60 like
+ListCleanser's accept-all records, traps and blacklists far below both thresholds) so a
+Listcleaner verdict decides like theirs at `signup` (30) and `marketing` (50). A mail server
+that is offline or erring is a fact about today, not a refused mailbox: risky and below both
+thresholds (Listcleaner counts it as bad), never `undeliverable`. A reason we do not know
+fails open like an `unknown` from the real-time chain (score 30, the signup threshold).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any
+
+import aiohttp
+
+from emailgate.bulk.base import BulkState, BulkStatus, ListFailed
+from emailgate.bulk.csvrows import email_csv, read_rows
+from emailgate.bulk.wire import (
+    REQUEST_TIMEOUT,
+    TRANSFER_TIMEOUT,
+    Answer,
+    NotReady,
+    Wire,
+    path_id,
+)
+from emailgate.clock import Clock, monotonic
+from emailgate.config import Secret
+from emailgate.metrics import Metrics
+from emailgate.pacing.base import Pacer
+from emailgate.providers.errors import BadResponse, ProviderUnavailable
+from emailgate.verify import local
+from emailgate.verify.result import Reason, Source, State, Verdict
+
+log = logging.getLogger("emailgate.bulk")
+
+NAME = "listcleaner"
+MAX_UPLOAD = 50_000  # our choice (no documented limit): one list = one ~1.5 MB CSV
+POLL_EVERY = 15.0  # seconds between show_lists calls while a list is cleaned
+NOT_READY_WAIT = 10.0  # seconds between downloads answered 404 after `done`
+NOT_READY_TRIES = 30  # then the download is given up as unavailable (5 minutes)
+MAPPING = "email"
+FAILED = ("failed", "error", "cancelled", "canceled", "deleted")
+
+REASONS: dict[str, Verdict] = {
+    "ok": Verdict(State.DELIVERABLE, Reason.ACCEPTED_EMAIL, 90, Source.LISTCLEANER,
+                  accept_all=False),
+    "catch_all": Verdict(State.RISKY, Reason.LOW_DELIVERABILITY, 60, Source.LISTCLEANER,
+                         accept_all=True),
+    "spamtrap": Verdict(State.RISKY, Reason.LOW_QUALITY, 0, Source.LISTCLEANER,
+                        possible_spamtrap=True),
+    "blacklisted_email": Verdict(State.RISKY, Reason.LOW_QUALITY, 10, Source.LISTCLEANER),
+    "disposable_domain": Verdict(State.RISKY, Reason.LOW_QUALITY, 10, Source.LISTCLEANER,
+                                 disposable=True),
+    "account_inactive": Verdict(State.UNDELIVERABLE, Reason.REJECTED_EMAIL, 5,
+                                Source.LISTCLEANER),
+    "syntax_error": Verdict(State.UNDELIVERABLE, Reason.INVALID_EMAIL, 0, Source.LISTCLEANER),
+    "invalid_mx": Verdict(State.UNDELIVERABLE, Reason.INVALID_DOMAIN, 0, Source.LISTCLEANER),
+    "mx_server_offline": Verdict(State.RISKY, Reason.LOW_DELIVERABILITY, 20,
+                                 Source.LISTCLEANER),
+    "mx_server_error": Verdict(State.RISKY, Reason.LOW_DELIVERABILITY, 20, Source.LISTCLEANER),
+}  # fmt: skip
+UNKNOWN = Verdict(State.UNKNOWN, Reason.UNKNOWN, local.FAIL_OPEN_FLOOR, Source.LISTCLEANER)
+
+
+def verdict_for(reason: str) -> Verdict:
+    """RESULT of one `reason` value, by the table above (case and spaces forgiven)."""
+    return REASONS.get(reason.strip().lower(), UNKNOWN)
+
+
+class Listcleaner:
+    """Client of Listcleaner's list-cleaning API (implements `BulkProvider`)."""
+
+    name = NAME
+    max_upload = MAX_UPLOAD
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        user_email: Secret,
+        api_key: Secret,
+        *,
+        pacer: Pacer,
+        metrics: Metrics | None = None,
+        poll_every: float = POLL_EVERY,
+        not_ready_wait: float = NOT_READY_WAIT,
+        not_ready_tries: int = NOT_READY_TRIES,
+        clock: Clock = monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        request_timeout: float = REQUEST_TIMEOUT,
+        transfer_timeout: float = TRANSFER_TIMEOUT,
+    ) -> None:
+        self._base = base_url.rstrip("/")
+        self._headers = {
+            "X-User-Email": user_email.reveal(),
+            "X-Api-Key": api_key.reveal(),
+            "Accept": "application/json",
+        }
+        self.wire = Wire(
+            session, NAME, pacer=pacer, metrics=metrics, clock=clock, sleep=sleep,
+            request_timeout=request_timeout, transfer_timeout=transfer_timeout,
+        )  # fmt: skip
+        self.poll_every = poll_every
+        self.not_ready_wait = not_ready_wait
+        self.not_ready_tries = not_ready_tries
+
+    def __repr__(self) -> str:
+        return f"Listcleaner({self._base!r}, user_email=********, api_key=********)"
+
+    async def upload(self, emails: Sequence[str], *, reference: str) -> str:
+        """`POST /upload_list` (multipart: file, mapping, reference); the list's `uid`."""
+        if not 0 < len(emails) <= MAX_UPLOAD:
+            raise ValueError(f"{NAME}: an upload holds 1..{MAX_UPLOAD} addresses")
+        form = aiohttp.FormData()
+        form.add_field("file", email_csv(emails, MAPPING), filename="emails.csv",
+                       content_type="text/csv")  # fmt: skip
+        form.add_field("mapping", MAPPING)
+        form.add_field("reference", reference)
+        return await self.wire.call(
+            "POST", self._base + "/upload_list", _read_upload, transfer=True, data=form,
+            headers=self._headers,
+        )  # fmt: skip
+
+    async def poll(self, list_id: str) -> BulkStatus:
+        """`GET /show_lists?uid=`: done, working (with progress), or ListFailed."""
+
+        def read(answer: Answer) -> BulkStatus:
+            if answer.status == 404:
+                raise ListFailed(f"{NAME}: list {list_id} is not known to the provider (404)")
+            lists = answer.json(NAME)["lists"]
+            if not isinstance(lists, list):
+                raise BadResponse(f"{NAME}: show_lists answer has no lists")
+            entry = next((e for e in lists if isinstance(e, dict) and e.get("uid") == list_id),
+                         None)  # fmt: skip
+            if entry is None:
+                raise ListFailed(f"{NAME}: list {list_id} is no longer at the provider")
+            status = str(entry.get("current_status", "")).strip().lower()
+            if status == "done":
+                return BulkStatus(BulkState.DONE, 1.0, 0.0)
+            if status in FAILED:
+                raise ListFailed(f"{NAME}: list {list_id} ended {status}")
+            total = _number(entry.get("records_total"))
+            done = _number(entry.get("records_processed"))
+            progress = min(1.0, done / total) if total else 0.0
+            return BulkStatus(BulkState.WORKING, progress, self.poll_every)
+
+        return await self.wire.call(
+            "GET", self._base + "/show_lists", read, params={"uid": path_id(NAME, list_id)},
+            headers=self._headers, hand_back=(404,),
+        )  # fmt: skip
+
+    async def fetch(self, list_id: str) -> AsyncIterator[tuple[str, Verdict]]:
+        """`GET /download_list?uid=&export_type=all`, waiting out 404s (not ready yet)."""
+        params = {"uid": path_id(NAME, list_id), "export_type": "all"}
+        rows: list[dict[str, str]] | None = None
+        for attempt in range(self.not_ready_tries):
+            if attempt:
+                await self.wire.sleep(self.not_ready_wait)
+            try:
+                rows = await self.wire.call(
+                    "GET", self._base + "/download_list", _read_download, params=params,
+                    transfer=True, headers={**self._headers, "Accept": "text/csv, */*"},
+                    hand_back=(404,),
+                )  # fmt: skip
+            except NotReady:
+                continue
+            break
+        if rows is None:
+            raise ProviderUnavailable(
+                f"{NAME}: results of {list_id} not ready after {self.not_ready_tries} downloads"
+            )
+        for row in rows:
+            email = row[MAPPING].strip()
+            if email:
+                yield email, verdict_for(row["reason"])
+
+    async def delete(self, list_id: str) -> None:
+        """`POST /delete_list?uid=`; a list already gone (404) is deleted enough."""
+        await self.wire.call(
+            "POST", self._base + "/delete_list", _ignore, params={"uid": path_id(NAME, list_id)},
+            headers=self._headers, hand_back=(404,),
+        )  # fmt: skip
+
+    async def credits(self) -> int | None:
+        """`GET /get_credits` → `{"credits": int}` (not paced: called rarely)."""
+        credits = await self.wire.call(
+            "GET", self._base + "/get_credits", _read_credits, paced=False, headers=self._headers
+        )
+        if credits > 0:
+            await self.wire.resume_if_out_of_credits()
+        return credits
+
+    async def paused_for(self) -> float:
+        """Seconds before this provider takes lists again (0: now)."""
+        return await self.wire.paused_for()
+
+
+def _read_upload(answer: Answer) -> str:
+    uid = answer.json(NAME)["uid"]
+    if not isinstance(uid, str) or not uid:
+        raise BadResponse(f"{NAME}: upload answer has no uid")
+    return uid
+
+
+def _read_download(answer: Answer) -> list[dict[str, str]]:
+    if answer.status == 404:
+        raise NotReady(f"{NAME}: results not ready yet")
+    return list(read_rows(answer.text(NAME), NAME, required=(MAPPING, "reason")))
+
+
+def _read_credits(answer: Answer) -> int:
+    credits = answer.json(NAME)["credits"]
+    if isinstance(credits, str) and credits.strip().isdigit():
+        credits = int(credits)
+    if isinstance(credits, bool) or not isinstance(credits, int):
+        raise BadResponse(f"{NAME}: credits answer has no integer credits")
+    return max(0, credits)
+
+
+def _ignore(answer: Answer) -> None:
+    return None
+
+
+def _number(value: Any) -> int:
+    """Listcleaner sends counts as numbers or as strings of digits (`"436"`)."""
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return 0
