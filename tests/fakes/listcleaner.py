@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
 from tests.fakes.bulklists import FakeList, new_uid, processing_seconds
 from tests.fakes.faults import split_marker
@@ -75,6 +75,8 @@ class ListcleanerConfig(FakeConfig):
     """After `done`, downloads still answer 404 (not ready) for this long."""
     fail_lists: int = 0
     """The next this-many uploaded lists vanish half-way through."""
+    download_without_reason: bool = False
+    """Downloads leave the `reason` column out (a file not as documented)."""
 
 
 class FakeListcleaner(FakeServer[ListcleanerConfig]):
@@ -151,7 +153,7 @@ class FakeListcleaner(FakeServer[ListcleanerConfig]):
         if request.content_type.startswith("multipart/"):
             reader = await request.multipart()
             async for part in reader:
-                if isinstance(part, web.BodyPartReader) and part.name:
+                if isinstance(part, BodyPartReader) and part.name:
                     fields[part.name] = (await part.read()).decode("utf-8", "replace")
         refused = await self._gate(request)
         if refused is not None:
@@ -235,12 +237,14 @@ class FakeListcleaner(FakeServer[ListcleanerConfig]):
         export = request.query.get("export_type", "all")
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\r\n")
-        writer.writerow([*item.columns, "reason"])
+        tail = [] if self.config.download_without_reason else ["reason"]
+        writer.writerow([*item.columns, *tail])
         for row, email in zip(item.rows, item.emails, strict=True):
             reason = self.reason_for(email)
             if (export == "ok" and reason != "ok") or (export == "bad" and reason == "ok"):
                 continue
-            writer.writerow([*(row.get(c, "") for c in item.columns), reason])
+            cells = [row.get(c, "") for c in item.columns]
+            writer.writerow([*cells, reason] if tail else cells)
         return web.Response(body=out.getvalue().encode(), content_type="text/csv")
 
     async def _delete(self, request: web.Request) -> web.StreamResponse:

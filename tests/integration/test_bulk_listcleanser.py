@@ -122,7 +122,7 @@ async def test_two_replicas_share_the_upload_limit_through_redis(
                 metrics=metrics,
                 clock=monotonic,
                 redis=redis,
-            )  # fmt: skip
+            )
             for _ in range(2)
         ]
         replicas = [client(session, fake_listcleanser, metrics, upload_pacer=p) for p in pacers]
