@@ -10,7 +10,8 @@ The contract's table (CONTRACT.md "Settings") plus a few of our own, documented 
     EMAILGATE_DEMO                      serve the /demo page (1 or 0)
     EMAILGATE_SHUTDOWN_TIMEOUT_S        grace for in-flight checks on SIGTERM
     EMAILGATE_BATCH_REALTIME_MAX        jobs with at most this many billable addresses use the
-                                        real-time chain, not a bulk provider (docs/batch.md)
+                                        real-time chain, not a bulk provider
+                                        (docs/bulk-providers.md)
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ class Settings:
     api_keys_file: Path | None = None
     trusted_proxies: tuple[IPNetwork, ...] = ()
     log_level: str = "info"
-    # Bulk providers behind batch jobs (docs/batch.md).
+    # Bulk providers behind batch jobs (docs/bulk-providers.md).
     batch_providers: tuple[str, ...] = BATCH_PROVIDER_NAMES
     listcleaner_url: str = "https://api.listcleaner.net"
     listcleaner_user_email: Secret | None = None

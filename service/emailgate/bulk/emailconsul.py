@@ -1,4 +1,4 @@
-"""EmailConsul list cleaning: lists, pre-processing, run, export (docs/batch.md).
+"""EmailConsul list cleaning: lists, pre-processing, run, export (docs/bulk-providers.md).
 
 Paths follow the slugs of its reference pages, with `Authorization: Bearer KEY`:
 

@@ -7,7 +7,7 @@ we sent plus a `reason` column (a 404 there means not ready yet); `delete_list` 
 results are stored.
 
 Listcleaner gives one `reason` per address and no score, so RESULT comes from a stated rule
-(`REASONS`; docs/batch.md has the same table):
+(`REASONS`; docs/bulk-providers.md has the same table):
 
 | reason              | state         | reason             | score | flags              |
 |---------------------|---------------|--------------------|-------|--------------------|

@@ -1,4 +1,4 @@
-"""ListCleanser batch: `POST /api/v1/batch`, `GET /api/v1/batch/{listId}` (docs/batch.md).
+"""ListCleanser batch: `POST /api/v1/batch`, `GET /api/v1/batch/{listId}` (docs/bulk-providers.md).
 
 - upload: JSON `{"emails": [...]}`, at most 50,000 per list; answer `{"success": true,
   "data": {"id": int, ...}}`. At most 6 uploads per minute (its own pacer, fleet-wide with

@@ -38,7 +38,7 @@ class Source(StrEnum):
     LISTCLEANSER = "listcleanser"
     CLEANMYLIST = "cleanmylist"
     SANDBOX = "sandbox"
-    # Bulk providers behind batch jobs (docs/batch.md): their verdicts reach the cache too.
+    # Bulk providers behind batch jobs (docs/bulk-providers.md): their verdicts reach the cache too.
     LISTCLEANER = "listcleaner"
     EMAILCONSUL = "emailconsul"
 
