@@ -79,6 +79,9 @@ class EmailConsulConfig(FakeConfig):
     fail_lists: int = 0
     """The next this-many lists end FAILED."""
     fail_stage: str = "processing"
+    lose_upload_answers: int = 0
+    """The next this-many uploads are stored, then their connection is reset before the
+    answer (the provider has the list; the client never learns its id)."""
     """`processing` or `preprocessing`: where a failing list fails."""
     sandbox: str = ""
     """Comma-separated addresses that cost nothing (each also with a `+suffix`)."""
@@ -308,6 +311,9 @@ class FakeEmailConsul(FakeServer[EmailConsulConfig]):
             id=list_id, emails=emails, reference=title, created=call.mono, fails=fails,
             extra={"key": key if isinstance(key, str) else None, "fail_stage": cfg.fail_stage},
         )  # fmt: skip
+        lost = self.lose_answer(request)
+        if lost is not None:
+            return lost
         return json_response(self._body(self.lists[list_id]), 201)
 
     async def _all(self, request: web.Request) -> web.StreamResponse:

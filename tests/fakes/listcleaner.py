@@ -75,6 +75,9 @@ class ListcleanerConfig(FakeConfig):
     """After `done`, downloads still answer 404 (not ready) for this long."""
     fail_lists: int = 0
     """The next this-many uploaded lists vanish half-way through."""
+    lose_upload_answers: int = 0
+    """The next this-many uploads are stored, then their connection is reset before the
+    answer (the provider has the list; the client never learns its id)."""
     download_without_reason: bool = False
     """Downloads leave the `reason` column out (a file not as documented)."""
 
@@ -180,6 +183,9 @@ class FakeListcleaner(FakeServer[ListcleanerConfig]):
             seconds=processing_seconds(len(rows), cfg.processing_s, cfg.per_1000_s), fails=fails,
             extra={"mapping": mapping},
         )  # fmt: skip
+        lost = self.lose_answer(request)
+        if lost is not None:
+            return lost
         return json_response(
             {"status": "File uploaded successfully", "uid": uid, "records_total": len(rows)}
         )

@@ -75,6 +75,9 @@ class ListCleanserConfig(FakeConfig):
     batch_max_per_page: int = 500
     fail_lists: int = 0
     """The next this-many uploaded lists fail half-way through."""
+    lose_upload_answers: int = 0
+    """The next this-many uploads are stored, then their connection is reset before the
+    answer (the provider has the list; the client never learns its id)."""
 
 
 class FakeListCleanser(FakeServer[ListCleanserConfig]):
@@ -161,6 +164,9 @@ class FakeListCleanser(FakeServer[ListCleanserConfig]):
             seconds=processing_seconds(len(emails), cfg.batch_processing_s, cfg.batch_per_1000_s),
             extra={"key": request.headers["X-API-Key"]},
         )  # fmt: skip
+        lost = self.lose_answer(request)
+        if lost is not None:
+            return lost
         answer = {"id": int(list_id), "name": "emails.json", "status": "processing",
                   "number_of_total": len(emails)}  # fmt: skip
         return json_response({"success": True, "data": answer}, 201, headers)

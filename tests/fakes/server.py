@@ -341,6 +341,16 @@ class FakeServer(Generic[C]):
             await self._pause(cfg.hang_s)
         return _reset_connection(request)
 
+    def lose_answer(self, request: web.Request) -> web.Response | None:
+        """After an upload was stored: reset the connection instead of answering, when the
+        fake's `lose_upload_answers` says so (None: answer as usual)."""
+        remaining = getattr(self.config, "lose_upload_answers", 0)
+        if remaining <= 0:
+            return None
+        self.config.lose_upload_answers = remaining - 1  # type: ignore[attr-defined]
+        request[CALL].fault = "reset"
+        return _reset_connection(request)
+
     def error_response(
         self, status: int, message: str, headers: Mapping[str, str] | None = None
     ) -> web.Response:

@@ -269,3 +269,19 @@ async def test_credits_and_delete_need_no_call(
     await ec.delete("abc123")
     assert len(fake_emailconsul.calls) == 0
     assert fake_emailconsul.api_key not in repr(ec)
+
+
+async def test_an_upload_whose_answer_was_lost_is_found_by_its_title(
+    session: aiohttp.ClientSession, fake_emailconsul: FakeEmailConsul, metrics: Metrics
+) -> None:
+    """The list is created but the answer never comes: find_list adopts it by title."""
+    fake_emailconsul.configure(lose_upload_answers=1)
+    ec = client(session, fake_emailconsul, metrics)
+    with pytest.raises(ProviderUnavailable):
+        await ec.upload(EMAILS[:2], reference="emailgate-job-4-1")
+    list_id = await ec.find_list("emailgate-job-4-1")
+    assert list_id is not None and list_id in fake_emailconsul.lists
+    assert await ec.find_list("emailgate-job-4-9") is None
+    await poll_until_done(ec, list_id)
+    assert {e async for e, _ in ec.fetch(list_id)} == set(EMAILS[:2])
+    assert len(fake_emailconsul.uploads()) == 1

@@ -259,3 +259,22 @@ async def test_repr_hides_the_credentials(
     text = repr(client(session, fake_listcleaner, metrics))
     assert fake_listcleaner.api_key not in text
     assert fake_listcleaner.config.user_email not in text
+
+
+async def test_an_upload_whose_answer_was_lost_is_found_by_its_reference(
+    session: aiohttp.ClientSession, fake_listcleaner: FakeListcleaner, metrics: Metrics
+) -> None:
+    """The fake stores the list and resets the connection: the client sees no uid, but
+    find_list adopts the stored list by reference, so nothing is uploaded (or paid) again."""
+    fake_listcleaner.configure(lose_upload_answers=1)
+    lc = client(session, fake_listcleaner, metrics)
+    credits = fake_listcleaner.credits
+    with pytest.raises(ProviderUnavailable):
+        await lc.upload(["a@good.com", "b@good.com"], reference="emailgate-job-3-1")
+    uid = await lc.find_list("emailgate-job-3-1")
+    assert uid is not None and uid in fake_listcleaner.lists
+    assert await lc.find_list("emailgate-job-3-2") is None
+    await poll_until_done(lc, uid)
+    assert {e async for e, _ in lc.fetch(uid)} == {"a@good.com", "b@good.com"}
+    assert len(fake_listcleaner.uploads()) == 1
+    assert fake_listcleaner.credits == credits - 2

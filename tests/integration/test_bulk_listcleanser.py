@@ -297,3 +297,16 @@ async def test_repr_hides_the_key(
     """The key never shows in repr."""
     lc = client(session, fake_listcleanser, metrics)
     assert fake_listcleanser.api_key not in repr(lc)
+
+
+async def test_a_lost_upload_answer_is_unavailable_and_the_list_stays_at_the_provider(
+    session: aiohttp.ClientSession, fake_listcleanser: FakeListCleanser, metrics: Metrics
+) -> None:
+    """ListCleanser stored the list but the answer was lost: the client can only say
+    ProviderUnavailable (ListCleanser documents no way to find a batch again)."""
+    fake_listcleanser.configure(lose_upload_answers=1)
+    lc = client(session, fake_listcleanser, metrics)
+    with pytest.raises(ProviderUnavailable):
+        await lc.upload(["a@good.com"], reference="r")
+    assert len(fake_listcleanser.lists) == 1
+    assert not hasattr(lc, "find_list")

@@ -86,3 +86,17 @@ class PausableBulkProvider(BulkProvider, Protocol):
     async def paused_for(self) -> float:
         """Seconds before this provider takes lists again (0: now)."""
         ...
+
+
+class FindableBulkProvider(BulkProvider, Protocol):
+    """A bulk client that can find a list by the reference it was uploaded with.
+
+    After an upload whose answer never came (a timeout, a reset, a crash), the provider may
+    hold the list anyway: finding it by reference adopts it instead of paying for it again.
+    Listcleaner (`show_lists` carries `reference`) and EmailConsul (`GET /listcleaning/lists`
+    carries `title`) can; ListCleanser documents no way to list batches.
+    """
+
+    async def find_list(self, reference: str) -> str | None:
+        """The id of the list uploaded with `reference`, or None when the provider has none."""
+        ...

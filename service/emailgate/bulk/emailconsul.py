@@ -150,6 +150,30 @@ class EmailConsul:
             return BulkStatus(BulkState.WORKING, 0.0, self.poll_every)
         return BulkStatus(BulkState.WORKING, progress, self.poll_every)
 
+    async def find_list(self, reference: str) -> str | None:
+        """`GET /listcleaning/lists`: the newest list titled `reference`, or None."""
+
+        def read(answer: Answer) -> str | None:
+            body = answer.json(NAME)
+            items = body
+            if isinstance(body, dict):
+                items = next((body[k] for k in ("data", "items", "lists", "results")
+                              if isinstance(body.get(k), list)), None)  # fmt: skip
+            if not isinstance(items, list):
+                raise BadResponse(f"{NAME}: lists answer has no list of lists")
+            found = [
+                str(i["id"])
+                for i in items
+                if isinstance(i, dict)
+                and i.get("title") == reference
+                and isinstance(i.get("id"), str | int)
+                and not isinstance(i["id"], bool)
+            ]
+            return found[-1] if found else None  # fmt: skip
+
+        url = self._base.removesuffix("/list") + "/lists"
+        return await self.wire.call("GET", url, read, headers=self._headers)
+
     async def fetch(self, list_id: str) -> AsyncIterator[tuple[str, Verdict]]:
         """`GET /listcleaning/list/{id}/export`: one verdict per row that maps."""
         url = f"{self._base}/{path_id(NAME, list_id)}/export"

@@ -176,6 +176,20 @@ class Listcleaner:
             headers=self._headers, hand_back=(404,),
         )  # fmt: skip
 
+    async def find_list(self, reference: str) -> str | None:
+        """`GET /show_lists`: the newest list carrying `reference`, or None."""
+
+        def read(answer: Answer) -> str | None:
+            lists = answer.json(NAME)["lists"]
+            if not isinstance(lists, list):
+                raise BadResponse(f"{NAME}: show_lists answer has no lists")
+            found = [e["uid"] for e in lists
+                     if isinstance(e, dict) and e.get("reference") == reference
+                     and isinstance(e.get("uid"), str) and e["uid"]]  # fmt: skip
+            return found[-1] if found else None
+
+        return await self.wire.call("GET", self._base + "/show_lists", read, headers=self._headers)
+
     async def fetch(self, list_id: str) -> AsyncIterator[tuple[str, Verdict]]:
         """`GET /download_list?uid=&export_type=all`, waiting out 404s (not ready yet)."""
         params = {"uid": path_id(NAME, list_id), "export_type": "all"}
