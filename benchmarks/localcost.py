@@ -35,8 +35,8 @@ from emailgate.metrics import Metrics
 from emailgate.privacy import Hasher
 from emailgate.verify import local
 from emailgate.verify.decision import decide
-from emailgate.verify.dns import MailDomain, MailStatus
 from emailgate.verify.domains import DomainLists
+from emailgate.verify.mail import MailDomain, MailStatus
 from emailgate.verify.pipeline import CheckResult
 from emailgate.verify.result import Decision, Reason
 from emailgate.verify.syntax import _parse, parse_address

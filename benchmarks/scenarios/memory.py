@@ -36,8 +36,8 @@ async def flood(entries: int, bound_setting: int) -> dict[str, Any]:
     from emailgate.metrics import Metrics
     from emailgate.privacy import Hasher
     from emailgate.verify import local
-    from emailgate.verify.dns import MailDomain, MailStatus
     from emailgate.verify.domains import DomainLists
+    from emailgate.verify.mail import MailDomain, MailStatus
     from emailgate.verify.result import Address, Reason
 
     settings = Settings.from_env({"EMAILGATE_CACHE_MAX_ENTRIES": str(bound_setting)})

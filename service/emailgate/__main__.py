@@ -11,12 +11,16 @@ import hashlib
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import orjson
 
 from emailgate import __version__
 from emailgate import log as logsetup
 from emailgate.config import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from emailgate.access.keys import KeyRing
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -41,18 +45,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(hashlib.sha256(key.encode()).hexdigest())
         return 0
 
+    from emailgate.access import read_settings
+
     try:
-        settings = Settings.from_env(os.environ)
+        settings, keys = read_settings(os.environ)
     except SettingsError as e:
         print(f"emailgate: {e}", file=sys.stderr)
         return 2
     logsetup.setup(settings.log_level)
     if args.command == "serve":
-        return serve(settings)
+        return serve(settings, keys)
     return asyncio.run(check_once(settings, args.email, args.context))
 
 
-def serve(settings: Settings) -> int:
+def serve(settings: Settings, keys: KeyRing | None = None) -> int:
     """Run the HTTP service until SIGTERM or SIGINT, then shut down gracefully."""
     from aiohttp import web
 
@@ -60,7 +66,7 @@ def serve(settings: Settings) -> int:
     from emailgate.http.limits import server_options
 
     web.run_app(
-        create_app(settings),
+        create_app(settings, keys=keys),
         host=settings.host,
         port=settings.port,
         access_log=None,  # one JSON line per check is logged by the pipeline, addresses hashed

@@ -10,17 +10,17 @@ from aiocache.base import BaseCache
 from aiohttp import web
 
 from emailgate import access, appkeys
+from emailgate.access.keys import KeyRing
 from emailgate.clock import Clock, monotonic
 from emailgate.config import Settings
 from emailgate.http import handlers, static
 from emailgate.http.errors import JSON
-from emailgate.http.middlewares import errors
+from emailgate.http.middlewares import errors, slow_bodies
 from emailgate.http.openapi import document
 from emailgate.metrics import Metrics
-from emailgate.providers.base import VerdictSource
 from emailgate.services import open_services
-from emailgate.verify.dns import DomainResolver
 from emailgate.verify.domains import DomainLists
+from emailgate.verify.seams import DomainResolver, VerdictSource
 
 log = logging.getLogger("emailgate")
 
@@ -34,10 +34,11 @@ def create_app(
     cache_backend: BaseCache | None = None,
     chain: VerdictSource | None = None,
     lists: DomainLists | None = None,
+    keys: KeyRing | None = None,
 ) -> web.Application:
     """The emailgate app. Anything not given is built from `settings` at start-up."""
     metrics = metrics or Metrics()
-    app = web.Application(client_max_size=handlers.MAX_BODY, middlewares=[errors])
+    app = web.Application(client_max_size=handlers.MAX_BODY)
     app[appkeys.SETTINGS] = settings
     app[appkeys.METRICS] = metrics
 
@@ -80,6 +81,9 @@ def create_app(
     app.router.add_get("/readyz", handlers.readyz)
     app.router.add_get("/metrics", handlers.metrics)
     app.router.add_get("/openapi.json", openapi)
-    access.install(app)
+    gate = access.install(app, keys)
+    # The whole middleware stack, outermost first, declared here only: every answer (refusals
+    # included) gets its request id and error shape; the gate runs before a body is read.
+    app.middlewares.extend([errors, access.middleware(gate), slow_bodies])
     static.install(app)
     return app

@@ -17,7 +17,7 @@ The contract's table (CONTRACT.md "Settings") plus a few of our own, documented 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -139,9 +139,18 @@ class Settings:
         return [f.name for f in fields(self) if getattr(self, f.name) == getattr(default, f.name)]
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> Settings:
-        """Read every EMAILGATE_* setting; raise SettingsError listing all problems."""
-        reader = _Reader(env)
+    def from_env(
+        cls,
+        env: Mapping[str, str],
+        *,
+        check_keys_file: Callable[[Path], Sequence[str]] | None = None,
+    ) -> Settings:
+        """Read every EMAILGATE_* setting; raise SettingsError listing all problems.
+
+        `check_keys_file` reads the client keys file and returns its problems (the access
+        layer owns that format: `access.read_settings`); without it the file need only exist.
+        """
+        reader = _Reader(env, check_keys_file)
         values: dict[str, Any] = {
             "host": reader.text("HOST", "127.0.0.1"),
             "port": reader.integer("PORT", 8080, low=1, high=65535),
@@ -210,8 +219,13 @@ class _Reader:
         }
     )  # fmt: skip
 
-    def __init__(self, env: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        env: Mapping[str, str],
+        check_keys_file: Callable[[Path], Sequence[str]] | None = None,
+    ) -> None:
         self.env = env
+        self.check_keys_file = check_keys_file
         self.problems: list[str] = []
 
     def _raw(self, name: str) -> str | None:
@@ -392,15 +406,10 @@ class _Reader:
     def keys_file(self, name: str) -> Path | None:
         """A readable keys file whose every entry is valid (problems listed with the others)."""
         path = self.path(name)
-        if path is None:
-            return None
-        from emailgate.access.keys import KeysFileError, load_keys  # the access layer's format
-
-        try:
-            load_keys(path)
-        except KeysFileError as e:
-            for problem in e.problems:
-                self._bad(name, f"{path}: {problem}")
+        if path is None or self.check_keys_file is None:
+            return path
+        for problem in self.check_keys_file(path):
+            self._bad(name, f"{path}: {problem}")
         return path
 
     def networks(self, name: str) -> tuple[IPNetwork, ...]:

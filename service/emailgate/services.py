@@ -25,12 +25,12 @@ from emailgate.config import Settings, redact_url
 from emailgate.metrics import Metrics
 from emailgate.privacy import Hasher
 from emailgate.providers.assemble import open_chain
-from emailgate.providers.base import VerdictSource
 from emailgate.providers.chain import Chain
 from emailgate.providers.credits import CreditsBook
-from emailgate.verify.dns import DomainResolver, MXResolver
+from emailgate.verify.dns import MXResolver
 from emailgate.verify.domains import DomainLists
 from emailgate.verify.pipeline import Verifier
+from emailgate.verify.seams import DomainResolver, VerdictSource
 
 log = logging.getLogger("emailgate.services")
 

@@ -11,7 +11,8 @@ import time
 import pytest
 
 from emailgate.clock import FakeClock
-from emailgate.verify.dns import ERROR_TTL, MailStatus, MXResolver
+from emailgate.verify.dns import ERROR_TTL, MXResolver
+from emailgate.verify.mail import MailStatus
 from tests.fakes.dns_server import DNSServer, Zone
 
 

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from emailgate.access import read_settings
 from emailgate.access.keys import ClientKey, KeyKind, KeysFileError, digest_of, parse_keys
 from emailgate.access.origins import OriginError, normalise_origin, origin_of
-from emailgate.config import Settings, SettingsError
+from emailgate.config import SettingsError
 from emailgate.rate import Rate
 
 
@@ -138,11 +139,21 @@ def test_settings_report_keys_file_problems_with_the_others(tmp_path: Path) -> N
     path = tmp_path / "keys.toml"
     path.write_text('[[key]]\nname = "x"\nkind = "public"\nsha256 = "00"\n')
     with pytest.raises(SettingsError) as info:
-        Settings.from_env({"EMAILGATE_API_KEYS_FILE": str(path), "EMAILGATE_PORT": "0"})
+        read_settings({"EMAILGATE_API_KEYS_FILE": str(path), "EMAILGATE_PORT": "0"})
     problems = info.value.problems
     assert any(p.startswith("EMAILGATE_PORT") for p in problems)
     assert any(p.startswith("EMAILGATE_API_KEYS_FILE") and "sha256" in p for p in problems)
     assert any(p.startswith("EMAILGATE_API_KEYS_FILE") and "origins" in p for p in problems)
+
+
+def test_read_settings_gives_the_keys_it_checked(tmp_path: Path) -> None:
+    """The keys file is read once at start: the settings check hands over the ring it parsed."""
+    path = tmp_path / "keys.toml"
+    path.write_text(GOOD)
+    settings, ring = read_settings({"EMAILGATE_API_KEYS_FILE": str(path)})
+    assert settings.api_keys_file == path
+    assert ring is not None and ring.match("pk_signup") is not None
+    assert read_settings({})[1] is None
 
 
 def test_a_key_repr_shows_no_digest() -> None:

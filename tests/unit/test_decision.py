@@ -8,8 +8,8 @@ import pytest
 
 from emailgate.verify import local
 from emailgate.verify.decision import UnknownContext, decide, threshold_of
-from emailgate.verify.dns import MailDomain, MailStatus
 from emailgate.verify.domains import DomainFacts
+from emailgate.verify.mail import MailDomain, MailStatus
 from emailgate.verify.result import Address, Decision, Reason, Source, State, Verdict
 
 ADDRESS = Address("jane@example.com", "jane", "example.com", "example.com")

@@ -1,9 +1,11 @@
 """Who may ask, from where and how often: client keys, origins/CORS, client rate limits, the
 credit budget of public keys, and the sandbox of test keys.
 
-`install(app)` adds the access middleware (and the body time limit); it sets a `Grant` on each
-API request that the verify handler honours (providers allowed or not, sandbox or not). The
-keys file is read when the app is built and again on SIGHUP.
+`install(app)` sets up the gate; `middleware(gate)` is its place in the app's middleware stack
+(declared in app.py). It sets a `Grant` on each API request that the verify handler honours
+(providers allowed or not, sandbox or not). The keys file is read when the app is built and
+again on SIGHUP. This layer answers nothing itself: a refusal is raised as an aiohttp HTTP
+error, which the HTTP layer turns into the error body every answer shares.
 """
 
 from __future__ import annotations
@@ -11,19 +13,29 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Mapping
+from pathlib import Path
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
+from aiohttp.typedefs import Handler, Middleware
 
 from emailgate import appkeys
 from emailgate.access.gate import Gate
-from emailgate.access.grant import GRANT, OPEN, PAID, SPENT, Grant, note_answer
-from emailgate.access.keys import KeysFileError, load_keys
-from emailgate.http.middlewares import slow_bodies
+from emailgate.access.grant import (
+    GRANT,
+    OPEN,
+    PAID,
+    RESPONSE_HEADERS,
+    SPENT,
+    Grant,
+    note_answer,
+)
+from emailgate.access.keys import KeyRing, KeysFileError, load_keys
+from emailgate.config import Settings
 
 __all__ = [
-    "GATE", "GRANT", "OPEN", "PAID", "SPENT", "Gate", "Grant", "KeysFileError", "install",
-    "note_answer",
+    "GATE", "GRANT", "OPEN", "PAID", "RESPONSE_HEADERS", "SPENT", "Gate", "Grant",
+    "KeysFileError", "install", "middleware", "note_answer", "read_settings",
 ]  # fmt: skip
 
 log = logging.getLogger("emailgate.access")
@@ -31,19 +43,42 @@ log = logging.getLogger("emailgate.access")
 GATE = web.AppKey("gate", Gate)
 
 
-def install(app: web.Application) -> Gate:
-    """Add the access layer to `app` (before it starts); raise KeysFileError on a bad file."""
-    settings = app[appkeys.SETTINGS]
-    ring = load_keys(settings.api_keys_file) if settings.api_keys_file is not None else None
-    gate = Gate(settings, app[appkeys.METRICS], ring=ring)
-    app[GATE] = gate
+def middleware(gate: Gate) -> Middleware:
+    """`gate` as an aiohttp middleware."""
 
     @web.middleware
     async def access(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await gate(request, handler)
 
-    app.middlewares.append(access)
-    app.middlewares.append(slow_bodies)
+    return access
+
+
+def read_settings(env: Mapping[str, str]) -> tuple[Settings, KeyRing | None]:
+    """The settings and the client keys file they name, each read once; raise SettingsError
+    listing every problem of both (a bad keys file is reported with the other settings)."""
+    rings: list[KeyRing] = []
+
+    def check(path: Path) -> list[str]:
+        try:
+            rings.append(load_keys(path))
+        except KeysFileError as e:
+            return e.problems
+        return []
+
+    settings = Settings.from_env(env, check_keys_file=check)
+    return settings, rings[0] if rings else None
+
+
+def install(app: web.Application, keys: KeyRing | None = None) -> Gate:
+    """Add the access layer to `app` (before it starts): `keys` as read by `read_settings`,
+    else the settings' keys file is read here (KeysFileError on a bad one). The caller puts
+    `middleware(gate)` in the app's middleware stack."""
+    settings = app[appkeys.SETTINGS]
+    ring = keys
+    if ring is None and settings.api_keys_file is not None:
+        ring = load_keys(settings.api_keys_file)
+    gate = Gate(settings, app[appkeys.METRICS], ring=ring)
+    app[GATE] = gate
 
     async def start(app: web.Application) -> None:
         services = app[appkeys.SERVICES]  # opened by the cleanup_ctx, which runs first

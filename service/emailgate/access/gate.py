@@ -13,6 +13,7 @@ import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import redis.asyncio as aioredis
 from aiohttp import web
@@ -21,13 +22,11 @@ from prometheus_client import Counter as PromCounter
 
 from emailgate.access.clientip import IPAddress, bucket_of, client_ip
 from emailgate.access.counters import Counter, MemoryCounter, RedisCounter, Window
-from emailgate.access.grant import GRANT, OPEN, SPENT, Grant
+from emailgate.access.grant import GRANT, OPEN, RESPONSE_HEADERS, SPENT, Grant
 from emailgate.access.keys import ClientKey, KeyKind, KeyRing, KeysFileError, load_keys
 from emailgate.access.origins import origin_of
 from emailgate.clock import Clock, monotonic
 from emailgate.config import Settings
-from emailgate.http.errors import error
-from emailgate.http.middlewares import RESPONSE_HEADERS
 from emailgate.metrics import Metrics
 from emailgate.privacy import Hasher
 from emailgate.rate import Rate
@@ -51,6 +50,12 @@ OPEN_NAME = "open"
 """The `key` label of requests admitted without a keys file."""
 
 BUDGET_PERIOD_S = 3600.0
+
+_REFUSALS: dict[int, type[web.HTTPException]] = {
+    401: web.HTTPUnauthorized,
+    403: web.HTTPForbidden,
+    429: web.HTTPTooManyRequests,
+}
 
 _requests_families: weakref.WeakKeyDictionary[Metrics, PromCounter] = weakref.WeakKeyDictionary()
 
@@ -174,20 +179,20 @@ class Gate:
             )
             _rate_headers(headers, window)
             if not window.allowed:
-                return self._refuse(request, ip, None, _too_many(window, headers))
+                self._refuse(request, ip, None, _too_many(window, headers))
             self.requests.labels(OPEN_NAME, "providers").inc()
             return await handler(request)
 
         key, refusal = self._identify(request, ring, origin, ip, scope)
         if refusal is not None:
-            return self._refuse(request, ip, key, refusal)
+            self._refuse(request, ip, key, refusal)
         assert key is not None
         rate = key.rate or self.settings.open_rate
         per = bucket_of(ip) if key.kind is KeyKind.PUBLIC else "*"
         window = await self.counter.take(self._bucket("key", key.name, per), rate)
         _rate_headers(headers, window)
         if not window.allowed:
-            return self._refuse(request, ip, key, _too_many(window, headers))
+            self._refuse(request, ip, key, _too_many(window, headers))
 
         if key.kind is KeyKind.TEST:
             return await self._admit(request, handler, key, Grant(False, True), "sandbox")
@@ -266,7 +271,7 @@ class Gate:
                 if self.ring is None
                 else "this origin is not one of a key's origins"
             )
-            return self._refuse(request, None, None, Refusal(403, "origin", why))
+            self._refuse(request, None, None, Refusal(403, "origin", why))
         headers.pop("Access-Control-Expose-Headers", None)
         headers["Access-Control-Allow-Methods"] = METHODS
         headers["Access-Control-Allow-Headers"] = ALLOW_HEADERS
@@ -279,7 +284,7 @@ class Gate:
         ip: IPAddress | None,
         key: ClientKey | None,
         refusal: Refusal,
-    ) -> web.Response:
+    ) -> NoReturn:
         self.metrics.client_rejections.labels(refusal.why).inc()
         # Configuration mistakes are worth a line; floods of 401/429 only at debug.
         level = logging.INFO if refusal.status == 403 else logging.DEBUG
@@ -297,7 +302,8 @@ class Gate:
                 },
             )
         headers = {"WWW-Authenticate": 'Bearer realm="emailgate"'} if refusal.status == 401 else {}
-        return error(refusal.status, refusal.message, headers)
+        # The HTTP layer's `errors` middleware gives it the error body every answer shares.
+        raise _REFUSALS[refusal.status](text=refusal.message, headers=headers)
 
     def _bucket(self, *parts: str) -> str:
         # Client addresses are personal data: buckets (Redis keys) carry a keyed hash.

@@ -22,6 +22,11 @@ OPEN = Grant()
 
 GRANT = web.RequestKey("grant", Grant)
 
+RESPONSE_HEADERS = web.RequestKey[dict[str, str]]("response_headers")
+"""Headers the access layer wants on whatever answer this request gets, error or not (CORS,
+rate-limit state): the HTTP layer's `errors` middleware adds them last, so a handler's
+exception cannot lose them."""
+
 SPENT = web.RequestKey("spent_credit", bool)
 """Set by the handler: whether the answer came fresh from a paid provider."""
 

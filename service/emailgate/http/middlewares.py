@@ -12,6 +12,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from emailgate import appkeys
+from emailgate.access.grant import RESPONSE_HEADERS
 from emailgate.http.errors import BadRequest, error
 from emailgate.http.limits import BODY_TIMEOUT_S
 from emailgate.log import request_id
@@ -21,11 +22,7 @@ log = logging.getLogger("emailgate.http")
 # A caller's own request id is kept only when it cannot smuggle anything into a log line.
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 # Headers of aiohttp's HTTP exceptions that belong in our JSON answer too.
-_KEEP = ("Allow", "Retry-After")
-
-RESPONSE_HEADERS = web.RequestKey[dict[str, str]]("response_headers")
-"""Headers an inner layer wants on whatever answer this request gets, error or not (CORS,
-rate-limit state): `errors` adds them last, so a handler's exception cannot lose them."""
+_KEEP = ("Allow", "Retry-After", "WWW-Authenticate")
 
 BODY_TIMEOUT = web.AppKey("body_timeout", float)
 """Seconds a request body may take to arrive (tests set a short one); default BODY_TIMEOUT_S."""

@@ -18,7 +18,7 @@ from emailgate.clock import Clock, monotonic
 from emailgate.metrics import Metrics
 from emailgate.pacing.base import Pacer
 from emailgate.pacing.breaker import CircuitBreaker
-from emailgate.providers.base import ChainOutcome, Provider
+from emailgate.providers.base import Provider
 from emailgate.providers.credits import CreditsBook
 from emailgate.providers.errors import (
     NoCredits,
@@ -28,6 +28,7 @@ from emailgate.providers.errors import (
 )
 from emailgate.verify import local
 from emailgate.verify.result import Address, Reason, State, Verdict
+from emailgate.verify.seams import ChainOutcome
 
 log = logging.getLogger("emailgate.providers")
 

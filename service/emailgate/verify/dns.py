@@ -10,15 +10,13 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
-from enum import StrEnum
-from typing import Protocol
 
 import aiodns
 import pycares
 from aiodns import error as ares
 
 from emailgate.clock import Clock, monotonic
+from emailgate.verify.mail import MailDomain, MailStatus
 
 # Cache bounds for domain answers: positive answers follow the record's TTL within these.
 MIN_TTL = 60.0
@@ -27,41 +25,6 @@ NEGATIVE_TTL = (
     300.0  # NXDOMAIN, null MX, nothing at all (RFC 2308 suggests 1–3 h; we re-check sooner)
 )
 ERROR_TTL = 15.0  # SERVFAIL or timeout: don't hammer a sick server, but look again soon
-
-
-class MailStatus(StrEnum):
-    """What DNS says about a domain as a mail destination."""
-
-    MX = "mx"
-    IMPLICIT = "implicit"  # no MX, but an A or AAAA record (RFC 5321 §5.1)
-    NO_MAIL = "no_mail"  # null MX (RFC 7505), or neither MX nor address records
-    NXDOMAIN = "nxdomain"
-    ERROR = "error"  # SERVFAIL, refused, timeout: state unknown
-
-    @property
-    def takes_mail(self) -> bool:
-        return self in (MailStatus.MX, MailStatus.IMPLICIT)
-
-
-@dataclass(frozen=True, slots=True)
-class MailDomain:
-    """The answer for one domain."""
-
-    status: MailStatus
-    mx: str | None = None
-    detail: str = ""
-
-
-class DomainResolver(Protocol):
-    """Stage 5's seam: tests and other resolvers plug in here."""
-
-    async def lookup(self, domain: str, timeout: float) -> MailDomain:
-        """Classify `domain` (ASCII) within `timeout` seconds; never raises for DNS trouble."""
-        ...
-
-    async def close(self) -> None:
-        """Release sockets."""
-        ...
 
 
 class MXResolver:

@@ -7,8 +7,8 @@ marketing (50) takes only the plainest of them unverified.
 
 from __future__ import annotations
 
-from emailgate.verify.dns import MailDomain, MailStatus
 from emailgate.verify.domains import DomainFacts
+from emailgate.verify.mail import MailDomain, MailStatus
 from emailgate.verify.result import Address, Reason, Source, State, Verdict
 
 FAIL_OPEN_FLOOR = 30  # the default signup threshold: fail-open must never block a signup

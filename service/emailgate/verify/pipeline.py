@@ -11,17 +11,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from emailgate import log as logsetup
-from emailgate.cache import VerdictCache
 from emailgate.clock import Clock, monotonic
 from emailgate.metrics import Metrics
 from emailgate.privacy import Hasher
-from emailgate.providers.base import ChainOutcome, VerdictSource
-from emailgate.providers.sandbox import sandbox_verdict
 from emailgate.verify import local
 from emailgate.verify.decision import decide, threshold_of
-from emailgate.verify.dns import DomainResolver, MailDomain, MailStatus
 from emailgate.verify.domains import DomainFacts, DomainLists
+from emailgate.verify.mail import MailDomain, MailStatus
 from emailgate.verify.result import Address, Decision, Reason, Source, State, Verdict
+from emailgate.verify.sandbox import sandbox_verdict
+from emailgate.verify.seams import ChainOutcome, DomainResolver, VerdictSource, VerdictStore
 from emailgate.verify.singleflight import SingleFlight
 from emailgate.verify.syntax import InvalidAddress, parse_address, split_loosely
 
@@ -89,7 +88,7 @@ class Verifier:
         *,
         lists: DomainLists,
         resolver: DomainResolver,
-        cache: VerdictCache,
+        cache: VerdictStore,
         metrics: Metrics,
         hasher: Hasher,
         thresholds: Mapping[str, int],
