@@ -1,17 +1,7 @@
-"""Settings from the environment: parsed once in `__main__`, every problem reported at once.
+"""Settings from the environment: parsed once at start, every problem reported at once.
 
-The contract's table (CONTRACT.md "Settings") plus a few of our own, documented in the README:
-
-    EMAILGATE_HASH_KEY                  key for the hashes of addresses in cache keys and logs
-    EMAILGATE_REPLICAS                  fleet size: in-process pacing uses rate / replicas
-    EMAILGATE_CACHE_MAX_ENTRIES         bound of the in-memory cache
-    EMAILGATE_OPEN_RATE                 per client IP limit when no keys file is set
-    EMAILGATE_PUBLIC_CREDITS_PER_HOUR   provider-backed answers per client IP per hour (public keys)
-    EMAILGATE_DEMO                      serve the /demo page (1 or 0)
-    EMAILGATE_SHUTDOWN_TIMEOUT_S        grace for in-flight checks on SIGTERM
-    EMAILGATE_BATCH_REALTIME_MAX        jobs with at most this many billable addresses use the
-                                        real-time chain, not a bulk provider
-                                        (docs/bulk-providers.md)
+Each setting is declared once, as a field of `Settings`; docs/api.md ("Settings") says what
+each one does.
 """
 
 from __future__ import annotations
@@ -24,9 +14,11 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from emailgate.rate import Rate, RateSyntaxError
+from emailgate.verify.result import ACCOUNTS, BULK_PROVIDERS, PROVIDERS
 
-PROVIDER_NAMES = ("listcleanser", "cleanmylist")
-BATCH_PROVIDER_NAMES = ("listcleanser", "listcleaner", "emailconsul")
+PROVIDER_NAMES = tuple(p.value for p in PROVIDERS)
+BATCH_PROVIDER_NAMES = tuple(p.value for p in BULK_PROVIDERS)
+ACCOUNT_NAMES = tuple(p.value for p in ACCOUNTS)
 LOG_LEVELS = ("debug", "info", "warning", "error")
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -75,42 +67,56 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:****@{host}"))
 
 
+def _read(how: str, **options: Any) -> dict[str, Any]:
+    """A setting's field metadata: the `_Reader` method that parses its variable."""
+    return {"read": how, "options": options}
+
+
 @dataclass(frozen=True)
 class Settings:
-    """Everything the service can be told; defaults are the embedded ones of the contract."""
+    """Everything the service can be told, each setting declared here once: its field is read
+    from `EMAILGATE_<NAME>` by the reader its metadata names; the default is the embedded one.
+    docs/api.md ("Settings") describes each of them."""
 
-    host: str = "127.0.0.1"
-    port: int = 8080
-    deadline_ms: int = 1500
-    thresholds: Mapping[str, int] = field(default_factory=lambda: {"signup": 30, "marketing": 50})
-    providers: tuple[str, ...] = PROVIDER_NAMES
-    listcleanser_api_key: Secret | None = None
-    listcleanser_url: str = "https://api.listcleanser.com"
-    listcleanser_rate: Rate = Rate(200, 60.0)  # noqa: RUF009 — Rate is frozen
-    cleanmylist_api_key: Secret | None = None
-    cleanmylist_url: str = "https://app.cleanmylist.email"
-    cleanmylist_interval_ms: int = 300
-    redis_url: Secret | None = None
-    dns_servers: tuple[str, ...] = ()
-    api_keys_file: Path | None = None
-    trusted_proxies: tuple[IPNetwork, ...] = ()
-    log_level: str = "info"
+    host: str = field(default="127.0.0.1", metadata=_read("text"))
+    port: int = field(default=8080, metadata=_read("integer", low=1, high=65535))
+    deadline_ms: int = field(default=1500, metadata=_read("integer", low=50, high=60_000))
+    thresholds: Mapping[str, int] = field(
+        default_factory=lambda: {"signup": 30, "marketing": 50}, metadata=_read("thresholds")
+    )
+    providers: tuple[str, ...] = field(default=PROVIDER_NAMES, metadata=_read("providers"))
+    listcleanser_api_key: Secret | None = field(default=None, metadata=_read("secret"))
+    listcleanser_url: str = field(default="https://api.listcleanser.com", metadata=_read("url"))
+    listcleanser_rate: Rate = field(default=Rate(200, 60.0), metadata=_read("rate"))
+    cleanmylist_api_key: Secret | None = field(default=None, metadata=_read("secret"))
+    cleanmylist_url: str = field(default="https://app.cleanmylist.email", metadata=_read("url"))
+    cleanmylist_interval_ms: int = field(default=300, metadata=_read("integer", low=1, high=60_000))
+    redis_url: Secret | None = field(default=None, metadata=_read("redis_url"))
+    dns_servers: tuple[str, ...] = field(default=(), metadata=_read("dns_servers"))
+    api_keys_file: Path | None = field(default=None, metadata=_read("keys_file"))
+    trusted_proxies: tuple[IPNetwork, ...] = field(default=(), metadata=_read("networks"))
+    log_level: str = field(default="info", metadata=_read("choice", options=LOG_LEVELS))
     # Bulk providers behind batch jobs (docs/bulk-providers.md).
-    batch_providers: tuple[str, ...] = BATCH_PROVIDER_NAMES
-    listcleaner_url: str = "https://api.listcleaner.net"
-    listcleaner_user_email: Secret | None = None
-    listcleaner_api_key: Secret | None = None
-    emailconsul_url: str = "https://api.emailconsul.com"
-    emailconsul_api_key: Secret | None = None
-    # Ours, beyond the contract's table.
-    hash_key: Secret | None = None
-    replicas: int = 1
-    cache_max_entries: int = 100_000
-    open_rate: Rate = Rate(200, 60.0)  # noqa: RUF009 — Rate is frozen
-    public_credits_per_hour: int = 20
-    demo: bool = True
-    shutdown_timeout_s: float = 10.0
-    batch_realtime_max: int = 500
+    batch_providers: tuple[str, ...] = field(
+        default=BATCH_PROVIDER_NAMES, metadata=_read("providers", known=BATCH_PROVIDER_NAMES)
+    )
+    listcleaner_url: str = field(default="https://api.listcleaner.net", metadata=_read("url"))
+    listcleaner_user_email: Secret | None = field(default=None, metadata=_read("secret"))
+    listcleaner_api_key: Secret | None = field(default=None, metadata=_read("secret"))
+    emailconsul_url: str = field(default="https://api.emailconsul.com", metadata=_read("url"))
+    emailconsul_api_key: Secret | None = field(default=None, metadata=_read("secret"))
+    hash_key: Secret | None = field(default=None, metadata=_read("secret", min_length=16))
+    replicas: int = field(default=1, metadata=_read("integer", low=1, high=1000))
+    cache_max_entries: int = field(
+        default=100_000, metadata=_read("integer", low=100, high=50_000_000)
+    )
+    open_rate: Rate = field(default=Rate(200, 60.0), metadata=_read("rate"))
+    public_credits_per_hour: int = field(
+        default=20, metadata=_read("integer", low=0, high=1_000_000)
+    )
+    demo: bool = field(default=True, metadata=_read("boolean"))
+    shutdown_timeout_s: float = field(default=10.0, metadata=_read("number", low=0, high=600))
+    batch_realtime_max: int = field(default=500, metadata=_read("integer", low=0, high=1_000_000))
 
     @property
     def deadline(self) -> float:
@@ -120,23 +126,22 @@ class Settings:
     @property
     def active_providers(self) -> tuple[str, ...]:
         """The chain order, leaving out providers without a key."""
-        keys = {"listcleanser": self.listcleanser_api_key, "cleanmylist": self.cleanmylist_api_key}
-        return tuple(p for p in self.providers if keys[p] is not None)
+        return tuple(p for p in self.providers if getattr(self, f"{p}_api_key") is not None)
 
     @property
     def active_batch_providers(self) -> tuple[str, ...]:
         """The bulk providers' order, leaving out those without a key."""
-        keys = {
-            "listcleanser": self.listcleanser_api_key,
-            "listcleaner": self.listcleaner_api_key,
-            "emailconsul": self.emailconsul_api_key,
-        }
-        return tuple(p for p in self.batch_providers if keys[p] is not None)
+        return tuple(p for p in self.batch_providers if getattr(self, f"{p}_api_key") is not None)
 
     def embedded_defaults(self) -> list[str]:
         """Names of the settings left at their embedded default (for the start-up log)."""
         default = Settings()
         return [f.name for f in fields(self) if getattr(self, f.name) == getattr(default, f.name)]
+
+    @classmethod
+    def variables(cls) -> list[str]:
+        """Every variable the service reads, `EMAILGATE_HOST` first."""
+        return [_Reader.PREFIX + f.name.upper() for f in fields(cls)]
 
     @classmethod
     def from_env(
@@ -151,73 +156,33 @@ class Settings:
         layer owns that format: `access.read_settings`); without it the file need only exist.
         """
         reader = _Reader(env, check_keys_file)
-        values: dict[str, Any] = {
-            "host": reader.text("HOST", "127.0.0.1"),
-            "port": reader.integer("PORT", 8080, low=1, high=65535),
-            "deadline_ms": reader.integer("DEADLINE_MS", 1500, low=50, high=60_000),
-            "thresholds": reader.thresholds("THRESHOLDS", "signup=30,marketing=50"),
-            "providers": reader.providers("PROVIDERS", ",".join(PROVIDER_NAMES)),
-            "listcleanser_api_key": reader.secret("LISTCLEANSER_API_KEY"),
-            "listcleanser_url": reader.url("LISTCLEANSER_URL", "https://api.listcleanser.com"),
-            "listcleanser_rate": reader.rate("LISTCLEANSER_RATE", "200/60s"),
-            "cleanmylist_api_key": reader.secret("CLEANMYLIST_API_KEY"),
-            "cleanmylist_url": reader.url("CLEANMYLIST_URL", "https://app.cleanmylist.email"),
-            "cleanmylist_interval_ms": reader.integer(
-                "CLEANMYLIST_INTERVAL_MS", 300, low=1, high=60_000
-            ),
-            "redis_url": reader.redis_url("REDIS_URL"),
-            "dns_servers": reader.dns_servers("DNS_SERVERS"),
-            "api_keys_file": reader.keys_file("API_KEYS_FILE"),
-            "trusted_proxies": reader.networks("TRUSTED_PROXIES"),
-            "log_level": reader.choice("LOG_LEVEL", "info", LOG_LEVELS),
-            "batch_providers": reader.providers(
-                "BATCH_PROVIDERS", ",".join(BATCH_PROVIDER_NAMES), known=BATCH_PROVIDER_NAMES
-            ),
-            "listcleaner_url": reader.url("LISTCLEANER_URL", "https://api.listcleaner.net"),
-            "listcleaner_user_email": reader.secret("LISTCLEANER_USER_EMAIL"),
-            "listcleaner_api_key": reader.secret("LISTCLEANER_API_KEY"),
-            "emailconsul_url": reader.url("EMAILCONSUL_URL", "https://api.emailconsul.com"),
-            "emailconsul_api_key": reader.secret("EMAILCONSUL_API_KEY"),
-            "hash_key": reader.secret("HASH_KEY", min_length=16),
-            "replicas": reader.integer("REPLICAS", 1, low=1, high=1000),
-            "cache_max_entries": reader.integer(
-                "CACHE_MAX_ENTRIES", 100_000, low=100, high=50_000_000
-            ),
-            "open_rate": reader.rate("OPEN_RATE", "200/60s"),
-            "public_credits_per_hour": reader.integer(
-                "PUBLIC_CREDITS_PER_HOUR", 20, low=0, high=1_000_000
-            ),
-            "demo": reader.boolean("DEMO", True),
-            "shutdown_timeout_s": reader.number("SHUTDOWN_TIMEOUT_S", 10.0, low=0, high=600),
-            "batch_realtime_max": reader.integer("BATCH_REALTIME_MAX", 500, low=0, high=1_000_000),
-        }
-        if (values["listcleaner_user_email"] is None) != (values["listcleaner_api_key"] is None):
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            name = f.name.upper()
+            raw = reader.raw(name)
+            if raw is not None:  # unset or blank: the field's default
+                values[f.name] = getattr(reader, f.metadata["read"])(
+                    name, raw, **f.metadata["options"]
+                )
+        if (values.get("listcleaner_user_email") is None) != (
+            values.get("listcleaner_api_key") is None
+        ):
             # Listcleaner wants both headers on every call: one alone is a half-done setup.
             reader.problems.append(
                 "EMAILGATE_LISTCLEANER_USER_EMAIL and EMAILGATE_LISTCLEANER_API_KEY: "
                 "set both or neither"
             )
-        reader.unknown_names()
+        reader.unknown_names({f.name.upper() for f in fields(cls)})
         if reader.problems:
             raise SettingsError(reader.problems)
         return cls(**values)
 
 
 class _Reader:
-    """Collects problems instead of stopping at the first."""
+    """Parses one variable at a time (only those set); collects problems instead of stopping
+    at the first. Every parser takes the setting's name (for the problem) and its raw text."""
 
     PREFIX = "EMAILGATE_"
-    KNOWN = frozenset(
-        {
-            "HOST", "PORT", "DEADLINE_MS", "THRESHOLDS", "PROVIDERS", "LISTCLEANSER_API_KEY",
-            "LISTCLEANSER_URL", "LISTCLEANSER_RATE", "CLEANMYLIST_API_KEY", "CLEANMYLIST_URL",
-            "CLEANMYLIST_INTERVAL_MS", "REDIS_URL", "DNS_SERVERS", "API_KEYS_FILE",
-            "TRUSTED_PROXIES", "LOG_LEVEL", "HASH_KEY", "REPLICAS", "CACHE_MAX_ENTRIES",
-            "OPEN_RATE", "PUBLIC_CREDITS_PER_HOUR", "DEMO", "SHUTDOWN_TIMEOUT_S",
-            "BATCH_PROVIDERS", "LISTCLEANER_URL", "LISTCLEANER_USER_EMAIL", "LISTCLEANER_API_KEY",
-            "EMAILCONSUL_URL", "EMAILCONSUL_API_KEY", "BATCH_REALTIME_MAX",
-        }
-    )  # fmt: skip
 
     def __init__(
         self,
@@ -228,7 +193,7 @@ class _Reader:
         self.check_keys_file = check_keys_file
         self.problems: list[str] = []
 
-    def _raw(self, name: str) -> str | None:
+    def raw(self, name: str) -> str | None:
         value = self.env.get(self.PREFIX + name)
         if value is None or value.strip() == "":
             return None
@@ -237,102 +202,81 @@ class _Reader:
     def _bad(self, name: str, why: str) -> None:
         self.problems.append(f"{self.PREFIX}{name}: {why}")
 
-    def unknown_names(self) -> None:
+    def unknown_names(self, known: set[str]) -> None:
         """A misspelt setting is silently ignored elsewhere; here it is a problem."""
         for key in sorted(self.env):
-            if key.startswith(self.PREFIX) and key[len(self.PREFIX) :] not in self.KNOWN:
+            if key.startswith(self.PREFIX) and key[len(self.PREFIX) :] not in known:
                 self.problems.append(f"{key}: unknown setting (misspelt?)")
 
-    def text(self, name: str, default: str) -> str:
-        return self._raw(name) or default
+    def text(self, name: str, raw: str) -> str:
+        return raw
 
-    def integer(self, name: str, default: int, *, low: int, high: int) -> int:
-        raw = self._raw(name)
-        if raw is None:
-            return default
+    def integer(self, name: str, raw: str, *, low: int, high: int) -> int | None:
         try:
             value = int(raw)
         except ValueError:
             self._bad(name, f"{raw!r} is not a whole number")
-            return default
+            return None
         if not low <= value <= high:
             self._bad(name, f"{value} is outside {low}..{high}")
-            return default
+            return None
         return value
 
-    def number(self, name: str, default: float, *, low: float, high: float) -> float:
-        raw = self._raw(name)
-        if raw is None:
-            return default
+    def number(self, name: str, raw: str, *, low: float, high: float) -> float | None:
         try:
             value = float(raw)
         except ValueError:
             self._bad(name, f"{raw!r} is not a number")
-            return default
+            return None
         if not low <= value <= high:
             self._bad(name, f"{value:g} is outside {low:g}..{high:g}")
-            return default
+            return None
         return value
 
-    def boolean(self, name: str, default: bool) -> bool:
-        raw = self._raw(name)
-        if raw is None:
-            return default
+    def boolean(self, name: str, raw: str) -> bool | None:
         lowered = raw.lower()
         if lowered in {"1", "true", "yes", "on"}:
             return True
         if lowered in {"0", "false", "no", "off"}:
             return False
         self._bad(name, f"{raw!r} is not one of 1/0, true/false, yes/no, on/off")
-        return default
+        return None
 
-    def choice(self, name: str, default: str, options: tuple[str, ...]) -> str:
-        raw = self._raw(name)
-        if raw is None:
-            return default
+    def choice(self, name: str, raw: str, *, options: tuple[str, ...]) -> str | None:
         if raw.lower() not in options:
             self._bad(name, f"{raw!r} is not one of {', '.join(options)}")
-            return default
+            return None
         return raw.lower()
 
-    def secret(self, name: str, *, min_length: int = 1) -> Secret | None:
-        raw = self._raw(name)
-        if raw is None:
-            return None
+    def secret(self, name: str, raw: str, *, min_length: int = 1) -> Secret | None:
         if len(raw) < min_length:
             # Never echo the value: it is a secret even when it is wrong.
             self._bad(name, f"must be at least {min_length} characters long")
             return None
         return Secret(raw)
 
-    def url(self, name: str, default: str) -> str:
-        raw = self._raw(name) or default
+    def url(self, name: str, raw: str) -> str | None:
         parts = urlsplit(raw)
         if parts.scheme not in {"http", "https"} or not parts.hostname:
             self._bad(name, f"{redact_url(raw)!r} is not an http(s) URL")
-            return default
+            return None
         return raw.rstrip("/")
 
-    def redis_url(self, name: str) -> Secret | None:
-        raw = self._raw(name)
-        if raw is None:
-            return None
+    def redis_url(self, name: str, raw: str) -> Secret | None:
         parts = urlsplit(raw)
         if parts.scheme not in {"redis", "rediss", "unix"}:
             self._bad(name, f"{redact_url(raw)!r} is not a redis://, rediss:// or unix:// URL")
             return None
         return Secret(raw)
 
-    def rate(self, name: str, default: str) -> Rate:
-        raw = self._raw(name) or default
+    def rate(self, name: str, raw: str) -> Rate | None:
         try:
             return Rate.parse(raw)
         except RateSyntaxError as e:
             self._bad(name, str(e))
-            return Rate.parse(default)
+            return None
 
-    def thresholds(self, name: str, default: str) -> dict[str, int]:
-        raw = self._raw(name) or default
+    def thresholds(self, name: str, raw: str) -> dict[str, int]:
         result: dict[str, int] = {}
         before = len(self.problems)
         for item in raw.split(","):
@@ -357,24 +301,18 @@ class _Reader:
         return result
 
     def providers(
-        self, name: str, default: str, known: tuple[str, ...] = PROVIDER_NAMES
-    ) -> tuple[str, ...]:
-        raw = self._raw(name)
-        if raw is None:
-            raw = default
+        self, name: str, raw: str, *, known: tuple[str, ...] = PROVIDER_NAMES
+    ) -> tuple[str, ...] | None:
         names = tuple(p.strip().lower() for p in raw.split(",") if p.strip())
         unknown = [p for p in names if p not in known]
         if unknown:
             self._bad(name, f"unknown provider(s) {', '.join(unknown)}; known: {known}")
-            return known
+            return None
         if len(set(names)) != len(names):
             self._bad(name, "a provider is listed twice")
         return names
 
-    def dns_servers(self, name: str) -> tuple[str, ...]:
-        raw = self._raw(name)
-        if raw is None:
-            return ()
+    def dns_servers(self, name: str, raw: str) -> tuple[str, ...]:
         servers = []
         for item in raw.split(","):
             item = item.strip()
@@ -393,29 +331,23 @@ class _Reader:
                 servers.append(f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}")
         return tuple(servers)
 
-    def path(self, name: str) -> Path | None:
-        raw = self._raw(name)
-        if raw is None:
-            return None
+    def path(self, name: str, raw: str) -> Path | None:
         path = Path(raw)
         if not path.is_file():
             self._bad(name, f"{raw!r} is not a readable file")
             return None
         return path
 
-    def keys_file(self, name: str) -> Path | None:
+    def keys_file(self, name: str, raw: str) -> Path | None:
         """A readable keys file whose every entry is valid (problems listed with the others)."""
-        path = self.path(name)
+        path = self.path(name, raw)
         if path is None or self.check_keys_file is None:
             return path
         for problem in self.check_keys_file(path):
             self._bad(name, f"{path}: {problem}")
         return path
 
-    def networks(self, name: str) -> tuple[IPNetwork, ...]:
-        raw = self._raw(name)
-        if raw is None:
-            return ()
+    def networks(self, name: str, raw: str) -> tuple[IPNetwork, ...]:
         nets: list[IPNetwork] = []
         for item in raw.split(","):
             try:

@@ -21,7 +21,7 @@ from redis.backoff import NoBackoff
 from emailgate.bulk.assemble import BulkRoster, open_bulk
 from emailgate.cache import BoundedMemoryCache, SharedRedisCache, VerdictCache
 from emailgate.clock import Clock, monotonic
-from emailgate.config import Settings, redact_url
+from emailgate.config import ACCOUNT_NAMES, Settings, redact_url
 from emailgate.metrics import Metrics
 from emailgate.privacy import Hasher
 from emailgate.providers.assemble import open_chain
@@ -58,7 +58,7 @@ class Services:
     def credits(self) -> dict[str, int | None]:
         """The last known credits per provider (None until a provider told us)."""
         if self.credits_book is None:
-            return dict.fromkeys(("listcleanser", "cleanmylist", "listcleaner", "emailconsul"))
+            return dict.fromkeys(ACCOUNT_NAMES)
         return self.credits_book.snapshot()
 
     async def readiness(self) -> dict[str, tuple[bool, str]]:

@@ -24,7 +24,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "privacy": set(),
     "log": set(),
     "metrics": set(),
-    "config": {"rate"},
+    "config": {"rate", "verify"},  # verify/result.py: the provider names
     # The check itself and the interfaces it needs (verify/seams.py); no adapter in sight.
     "verify": BASE,
     # Adapters: they implement verify's interfaces.

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from emailgate.verify.result import Source
+from emailgate.verify.result import PROVIDERS, Source
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +30,7 @@ exception cannot lose them."""
 SPENT = web.RequestKey("spent_credit", bool)
 """Set by the handler: whether the answer came fresh from a paid provider."""
 
-PAID = frozenset({Source.LISTCLEANSER, Source.CLEANMYLIST})
+PAID = frozenset(PROVIDERS)
 
 
 def note_answer(request: web.Request, source: Source, *, cached: bool) -> None:

@@ -8,21 +8,15 @@ from __future__ import annotations
 from typing import Any
 
 from emailgate import __version__
+from emailgate.verify.result import ACCOUNTS, Decision, Reason, Source, State
 
-STATES = ["deliverable", "undeliverable", "risky", "unknown"]
-REASONS = [
-    "accepted_email",
-    "invalid_email",
-    "invalid_domain",
-    "rejected_email",
-    "low_quality",
-    "low_deliverability",
-    "dns_error",
-    "timeout",
-    "unavailable_provider",
-    "unknown",
-]
-SOURCES = ["local", "listcleanser", "cleanmylist", "sandbox", "listcleaner", "emailconsul"]
+# The enums are the code's own (verify/result.py): the document cannot list a value the
+# service never gives, nor miss one it does.
+STATES = [s.value for s in State]
+REASONS = [r.value for r in Reason]
+SOURCES = [s.value for s in Source]
+DECISIONS = [d.value for d in Decision]
+ACCOUNT_NAMES = [p.value for p in ACCOUNTS]
 
 _nullable_str: dict[str, Any] = {"type": ["string", "null"]}
 _nullable_bool: dict[str, Any] = {"type": ["boolean", "null"]}
@@ -78,7 +72,7 @@ RESULT: dict[str, Any] = {
         "mx_record": {**_nullable_str, "description": "Best MX host."},
         "smtp_provider": {**_nullable_str, "description": "Mailbox provider when known."},
         "duration": {"type": "number", "minimum": 0, "description": "Seconds spent on this check."},
-        "decision": {"type": "string", "enum": ["accept", "reject"]},
+        "decision": {"type": "string", "enum": DECISIONS},
         "context": {"type": "string"},
         "threshold": {"type": "integer", "minimum": 0, "maximum": 100},
         "source": {"type": "string", "enum": SOURCES, "description": "Who produced the verdict."},
@@ -106,14 +100,9 @@ CREDITS: dict[str, Any] = {
         "success": {"const": True},
         "data": {
             "type": "object",
-            "required": ["listcleanser", "cleanmylist", "listcleaner", "emailconsul"],
+            "required": ACCOUNT_NAMES,
             "additionalProperties": False,
-            "properties": {
-                "listcleanser": {"type": ["integer", "null"]},
-                "cleanmylist": {"type": ["integer", "null"]},
-                "listcleaner": {"type": ["integer", "null"]},
-                "emailconsul": {"type": ["integer", "null"]},
-            },
+            "properties": {name: {"type": ["integer", "null"]} for name in ACCOUNT_NAMES},
         },
     },
 }

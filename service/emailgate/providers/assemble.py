@@ -23,6 +23,7 @@ from emailgate.providers.cleanmylist import CleanMyList
 from emailgate.providers.credits import CreditsBook, poll_credits
 from emailgate.providers.http import make_session
 from emailgate.providers.listcleanser import ListCleanser
+from emailgate.verify.result import Source
 
 log = logging.getLogger("emailgate.providers")
 
@@ -30,8 +31,8 @@ log = logging.getLogger("emailgate.providers")
 def bucket_specs(settings: Settings, *, share: int = 1) -> dict[str, BucketSpec]:
     """Each provider's bucket; `share` > 1 gives one of that many replicas its part."""
     return {
-        "listcleanser": BucketSpec.for_rate(settings.listcleanser_rate.divided(share)),
-        "cleanmylist": BucketSpec.for_gap(settings.cleanmylist_interval_ms / 1000 * share),
+        Source.LISTCLEANSER: BucketSpec.for_rate(settings.listcleanser_rate.divided(share)),
+        Source.CLEANMYLIST: BucketSpec.for_gap(settings.cleanmylist_interval_ms / 1000 * share),
     }
 
 
@@ -54,7 +55,7 @@ def make_pacer(
         # A rate splits between replicas (each takes 1/N of it), a minimum gap does not: two
         # replicas pacing alone can call at the same instant. Without Redis to order them, a
         # gap-limited provider is not called by a fleet (it fails open to the next one).
-        gap_limited = name == "cleanmylist" and settings.replicas > 1
+        gap_limited = name == Source.CLEANMYLIST and settings.replicas > 1
         return RedisPacer(
             redis,
             name,
@@ -86,9 +87,9 @@ async def open_chain(
         chain = _build(settings, session, names, metrics=metrics, credits=credits, clock=clock,
                        redis=redis)  # fmt: skip
         pollers = [
-            asyncio.create_task(_poll(chain, link, credits), name=f"credits:{link.name}")
+            asyncio.create_task(_poll(link, credits), name=f"credits:{link.name}")
             for link in chain.links
-            if poll and link.name == "listcleanser"
+            if poll and link.name == Source.LISTCLEANSER  # the one with a credits endpoint
         ]
         try:
             yield chain
@@ -100,14 +101,10 @@ async def open_chain(
                     await task
 
 
-async def _poll(chain: Chain, link: Link, credits: CreditsBook) -> None:
-    async def is_empty() -> bool:
-        return await chain.is_out_of_credits(link.name)
-
-    async def on_credits(count: int) -> None:
-        await chain.credits_seen(link.name, count)
-
-    await poll_credits(link.provider, credits, is_empty=is_empty, on_credits=on_credits)
+async def _poll(link: Link, credits: CreditsBook) -> None:
+    await poll_credits(
+        link.provider, credits, is_empty=link.is_out_of_credits, on_credits=link.credits_seen
+    )
 
 
 def _build(
@@ -120,30 +117,17 @@ def _build(
     clock: Clock,
     redis: aioredis.Redis | None,
 ) -> Chain:
-    chain_ref: list[Chain] = []
-    background: set[asyncio.Task[None]] = set()  # the loop keeps only weak references
-
-    def on_quota(quota: int) -> None:
-        credits.set("cleanmylist", quota)
-        if quota > 0 and chain_ref and "cleanmylist" in chain_ref[0].out_of_credits:
-            # Out of the request path's way: lifting a pause may touch Redis.
-            task = asyncio.get_running_loop().create_task(
-                chain_ref[0].credits_seen("cleanmylist", quota)
-            )
-            background.add(task)
-            task.add_done_callback(background.discard)
-
     links: list[Link] = []
     for name in names:
         provider: Provider
-        if name == "listcleanser":
+        if name == Source.LISTCLEANSER:
             assert settings.listcleanser_api_key is not None
             provider = ListCleanser(session, settings.listcleanser_url,
                                     settings.listcleanser_api_key)  # fmt: skip
         else:
             assert settings.cleanmylist_api_key is not None
             provider = CleanMyList(session, settings.cleanmylist_url,
-                                   settings.cleanmylist_api_key, on_quota=on_quota)  # fmt: skip
+                                   settings.cleanmylist_api_key)  # fmt: skip
 
         def on_change(is_open: bool, name: str = name) -> None:
             metrics.circuit_open.labels(name).set(1 if is_open else 0)
@@ -152,13 +136,14 @@ def _build(
                 extra={"event": "circuit_open" if is_open else "circuit_closed", "provider": name},
             )
 
-        links.append(
-            Link(
-                provider,
-                make_pacer(name, settings, metrics=metrics, clock=clock, redis=redis),
-                CircuitBreaker(clock=clock, on_change=on_change),
-            )
+        link = Link(
+            provider,
+            make_pacer(name, settings, metrics=metrics, clock=clock, redis=redis),
+            CircuitBreaker(clock=clock, on_change=on_change),
+            metrics=metrics,
+            credits=credits,
         )
-    chain = Chain(links, metrics=metrics, credits=credits, clock=clock)
-    chain_ref.append(chain)
-    return chain
+        if isinstance(provider, CleanMyList):
+            provider.on_quota = link.quota_seen  # its answers carry the credits left
+        links.append(link)
+    return Chain(links, metrics=metrics, clock=clock)

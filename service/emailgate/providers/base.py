@@ -11,7 +11,7 @@ class Provider(Protocol):
     """One paid verification API, called for one address at a time."""
 
     name: str
-    """Stable label for metrics and logs: `listcleanser` or `cleanmylist`."""
+    """Stable label for metrics and logs: its `Source` value (verify/result.py PROVIDERS)."""
 
     async def verify(self, address: Address, timeout: float) -> Verdict:
         """Ask about `address` within `timeout` seconds; raise a ProviderError when no verdict."""

@@ -12,7 +12,6 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 
 from emailgate.clock import Clock, monotonic
 from emailgate.metrics import Metrics
@@ -39,17 +38,72 @@ NO_CREDITS_PAUSE = 3600.0  # seconds; lifted early when the credits poller sees 
 UNAUTHORIZED_PAUSE = 900.0  # seconds; an operator must fix the key, then it is tried again
 
 
-@dataclass
 class Link:
-    """One provider of the chain with its pacer and breaker."""
+    """One provider of the chain and everything that is its own state: its pacer and breaker,
+    its pauses (429, no credits, key refused) with the `emailgate_provider_paused` gauge, and
+    whether it is out of credits (with its entry in the credits book)."""
 
-    provider: Provider
-    pacer: Pacer
-    breaker: CircuitBreaker
+    def __init__(
+        self,
+        provider: Provider,
+        pacer: Pacer,
+        breaker: CircuitBreaker,
+        *,
+        metrics: Metrics,
+        credits: CreditsBook,
+    ) -> None:
+        self.provider = provider
+        self.pacer = pacer
+        self.breaker = breaker
+        self.metrics = metrics
+        self.credits = credits
+        self.out_of_credits = False
+        self._background: set[asyncio.Task[None]] = set()  # the loop keeps weak references
 
     @property
     def name(self) -> str:
         return self.provider.name
+
+    async def pause(self, seconds: float) -> None:
+        """Call this provider again in `seconds` at the earliest (fleet-wide with Redis)."""
+        await self.pacer.pause(seconds)
+        self.metrics.provider_paused.labels(self.name).set(1)
+
+    async def ran_out(self, seconds: float) -> None:
+        """The provider said it has no credits left: paused until they come back."""
+        self.credits.set(self.name, 0)
+        self.out_of_credits = True
+        await self.pause(seconds)
+
+    async def credits_seen(self, credits: int) -> None:
+        """The provider reported `credits`: lift its no-credits pause when they came back."""
+        if credits <= 0 or not self.out_of_credits:
+            return
+        self.out_of_credits = False
+        await self.pacer.resume()
+        self.metrics.provider_paused.labels(self.name).set(0)
+        log.warning(
+            "provider credits are back; calling it again",
+            extra={"event": "provider_credits_back", "provider": self.name, "credits": credits},
+        )
+
+    def quota_seen(self, credits: int) -> None:
+        """An answer carried the credits left (CleanMyList's `quota`): book them, and lift the
+        no-credits pause out of the request path's way (lifting it may touch Redis)."""
+        self.credits.set(self.name, credits)
+        if credits > 0 and self.out_of_credits:
+            task = asyncio.get_running_loop().create_task(self.credits_seen(credits))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def is_out_of_credits(self) -> bool:
+        """Paused for lack of credits right now."""
+        return self.out_of_credits and await self.pacer.paused_for() > 0
+
+    async def refresh_gauge(self) -> None:
+        """Bring the paused gauge back to 0 once a pause is over."""
+        paused = await self.pacer.paused_for() > 0
+        self.metrics.provider_paused.labels(self.name).set(1 if paused else 0)
 
 
 class Chain:
@@ -60,16 +114,13 @@ class Chain:
         links: Sequence[Link],
         *,
         metrics: Metrics,
-        credits: CreditsBook,
         clock: Clock = monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.links = list(links)
         self.metrics = metrics
-        self.credits = credits
         self.clock = clock
         self.sleep = sleep
-        self.out_of_credits: set[str] = set()
 
     async def verify(self, address: Address, deadline: float) -> ChainOutcome:
         """The first conclusive verdict before `deadline` (a reading of `clock`)."""
@@ -132,23 +183,21 @@ class Chain:
         name = link.name
         if isinstance(error, RateLimited):
             link.breaker.release()
-            await self._pause(link, error.retry_after)
+            await link.pause(error.retry_after)
             log.warning(
                 "provider rate-limited us; paused",
                 extra={"event": "provider_429", "provider": name, "pause_s": error.retry_after},
             )
         elif isinstance(error, NoCredits):
             link.breaker.release()
-            self.credits.set(name, 0)
-            self.out_of_credits.add(name)
-            await self._pause(link, NO_CREDITS_PAUSE)
+            await link.ran_out(NO_CREDITS_PAUSE)
             log.error(
                 "provider has no credits left; not called until they come back",
                 extra={"event": "provider_no_credits", "provider": name},
             )
         elif isinstance(error, Unauthorized):
             link.breaker.release()
-            await self._pause(link, UNAUTHORIZED_PAUSE)
+            await link.pause(UNAUTHORIZED_PAUSE)
             log.error(
                 "provider refused our API key; check its EMAILGATE_*_API_KEY",
                 extra={"event": "provider_unauthorized", "provider": name,
@@ -161,38 +210,13 @@ class Chain:
                 extra={"event": "provider_error", "provider": name, "outcome": error.outcome},
             )
 
-    async def _pause(self, link: Link, seconds: float) -> None:
-        await link.pacer.pause(seconds)
-        self.metrics.provider_paused.labels(link.name).set(1)
-
     def _skip(self, link: Link, why: str) -> None:
         self.metrics.provider_skips.labels(link.name, why).inc()
 
-    async def credits_seen(self, name: str, credits: int) -> None:
-        """A provider reported `credits`: lift its no-credits pause when they came back."""
-        link = self.link(name)
-        if link is None or credits <= 0 or name not in self.out_of_credits:
-            return
-        self.out_of_credits.discard(name)
-        await link.pacer.resume()
-        self.metrics.provider_paused.labels(name).set(0)
-        log.warning(
-            "provider credits are back; calling it again",
-            extra={"event": "provider_credits_back", "provider": name, "credits": credits},
-        )
-
-    async def is_out_of_credits(self, name: str) -> bool:
-        """Paused for lack of credits right now."""
-        link = self.link(name)
-        return (
-            link is not None and name in self.out_of_credits and await link.pacer.paused_for() > 0
-        )
-
     async def refresh_gauges(self) -> None:
-        """Bring the paused gauge back to 0 once a pause is over (called by the poller)."""
+        """Bring each paused gauge back to 0 once its pause is over."""
         for link in self.links:
-            paused = await link.pacer.paused_for() > 0
-            self.metrics.provider_paused.labels(link.name).set(1 if paused else 0)
+            await link.refresh_gauge()
 
     def link(self, name: str) -> Link | None:
         """The link of provider `name`, if it is in the chain."""

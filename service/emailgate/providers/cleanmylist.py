@@ -29,7 +29,7 @@ from emailgate.providers.errors import BadResponse
 from emailgate.providers.http import classify_status, guarded, read_json
 from emailgate.verify.result import Address, Reason, Source, State, Verdict
 
-NAME = "cleanmylist"
+NAME = Source.CLEANMYLIST.value
 DELIVERABLE_SCORE = 50  # CleanMyList: keep scores >= 50 for marketing
 
 
@@ -49,7 +49,8 @@ class CleanMyList:
         self._session = session
         self._url = base_url.rstrip("/") + "/_api/request.php"
         self._key = api_key
-        self._on_quota = on_quota
+        self.on_quota = on_quota
+        """Told the credits left that each answer carries (its Link sets it)."""
 
     def __repr__(self) -> str:
         return f"CleanMyList({self._url!r}, api_key=********)"
@@ -66,8 +67,8 @@ class CleanMyList:
                 raise error
             body = await read_json(response, NAME)
         verdict, quota = parse_answer(body)
-        if quota is not None and self._on_quota is not None:
-            self._on_quota(quota)
+        if quota is not None and self.on_quota is not None:
+            self.on_quota(quota)
         return verdict
 
     async def credits(self, timeout: float) -> int | None:

@@ -12,6 +12,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+from emailgate.config import ACCOUNT_NAMES
 from emailgate.metrics import Metrics
 from emailgate.providers.base import Provider
 from emailgate.providers.errors import ProviderError
@@ -28,10 +29,7 @@ class CreditsBook:
     """Last known credits per provider, mirrored in the `emailgate_provider_credits` gauge."""
 
     def __init__(self, providers: tuple[str, ...], metrics: Metrics) -> None:
-        # Every provider the contract names is a key, known or not (`null`): real-time and bulk.
-        self._known: dict[str, int | None] = dict.fromkeys(
-            ("listcleanser", "cleanmylist", "listcleaner", "emailconsul")
-        )
+        self._known: dict[str, int | None] = dict.fromkeys(ACCOUNT_NAMES)
         self._known.update(dict.fromkeys(providers))
         self._metrics = metrics
 

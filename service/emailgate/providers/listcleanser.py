@@ -15,7 +15,7 @@ from emailgate.providers.errors import BadResponse
 from emailgate.providers.http import classify_status, guarded, read_json
 from emailgate.verify.result import Address, Reason, Source, State, Verdict
 
-NAME = "listcleanser"
+NAME = Source.LISTCLEANSER.value
 
 
 class ListCleanser:

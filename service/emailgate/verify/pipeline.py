@@ -1,5 +1,6 @@
-"""The way one check travels (DESIGN.md): syntax, domain facts, cache, single flight, DNS,
-providers, decision, cache store. Only the cache, DNS and providers touch the network."""
+"""The way one check travels (docs/architecture.md): syntax, domain facts, cache, single
+flight, DNS, providers, decision, cache store. Only the cache, DNS and providers touch the
+network, each through an interface of verify/seams.py."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ DNS_SHARE = 0.4
 
 @dataclass(frozen=True, slots=True)
 class CheckResult:
-    """One answered check: the contract's RESULT."""
+    """One answered check: RESULT (docs/api.md)."""
 
     email_address: str
     user: str
@@ -47,28 +48,20 @@ class CheckResult:
     duration: float
 
     def to_dict(self) -> dict[str, Any]:
-        """RESULT as JSON-ready values, in the contract's field order."""
-        v = self.verdict
+        """RESULT as JSON-ready values, in its documented field order (docs/api.md)."""
+        verdict = self.verdict.to_dict()
+        source = verdict.pop("source")
+        verdict["did_you_mean"] = _with_user(self.verdict.did_you_mean, self.user)
         return {
             "email_address": self.email_address,
             "user": self.user,
             "domain": self.domain,
-            "state": v.state.value,
-            "reason": v.reason.value,
-            "score": v.score,
-            "accept_all": v.accept_all,
-            "disposable": v.disposable,
-            "free": v.free,
-            "role": v.role,
-            "possible_spamtrap": v.possible_spamtrap,
-            "did_you_mean": _with_user(v.did_you_mean, self.user),
-            "mx_record": v.mx_record,
-            "smtp_provider": v.smtp_provider,
+            **verdict,
             "duration": round(self.duration, 6),
             "decision": self.decision.value,
             "context": self.context,
             "threshold": self.threshold,
-            "source": v.source.value,
+            "source": source,
             "cached": self.cached,
         }
 

@@ -1,14 +1,15 @@
-"""The values a check produces: a normalised address, a verdict, and the RESULT of the contract."""
+"""The values a check produces: a normalised address and a verdict (RESULT in docs/api.md)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import MISSING, dataclass, fields
 from enum import StrEnum
-from typing import Any
+from typing import Any, get_type_hints
 
 
 class State(StrEnum):
-    """Contract `state`."""
+    """RESULT `state`."""
 
     DELIVERABLE = "deliverable"
     UNDELIVERABLE = "undeliverable"
@@ -17,7 +18,7 @@ class State(StrEnum):
 
 
 class Reason(StrEnum):
-    """Contract `reason`."""
+    """RESULT `reason`."""
 
     ACCEPTED_EMAIL = "accepted_email"
     INVALID_EMAIL = "invalid_email"
@@ -32,7 +33,7 @@ class Reason(StrEnum):
 
 
 class Source(StrEnum):
-    """Contract `source`: who produced the verdict."""
+    """RESULT `source`: who produced the verdict."""
 
     LOCAL = "local"
     LISTCLEANSER = "listcleanser"
@@ -43,8 +44,17 @@ class Source(StrEnum):
     EMAILCONSUL = "emailconsul"
 
 
+PROVIDERS = (Source.LISTCLEANSER, Source.CLEANMYLIST)
+"""The paid real-time providers, in their default chain order: their answers cost a credit.
+Everywhere else takes their names from here (settings, credits, metrics labels)."""
+BULK_PROVIDERS = (Source.LISTCLEANSER, Source.LISTCLEANER, Source.EMAILCONSUL)
+"""The bulk (list-cleaning) providers behind batch jobs, in their default order."""
+ACCOUNTS = tuple(dict.fromkeys((*PROVIDERS, *BULK_PROVIDERS)))
+"""Every provider account whose credits `/api/v1/credits` reports, real-time ones first."""
+
+
 class Decision(StrEnum):
-    """Contract `decision`."""
+    """RESULT `decision`."""
 
     ACCEPT = "accept"
     REJECT = "reject"
@@ -55,7 +65,7 @@ class Address:
     """A syntactically valid address, normalised."""
 
     email: str
-    """`user@ascii-domain`: trimmed, domain lower-cased, IDNA (contract `email_address`)."""
+    """`user@ascii-domain`: trimmed, domain lower-cased, IDNA (RESULT `email_address`)."""
     user: str
     """The local part, as given (case kept: mailbox names may be case-sensitive)."""
     domain: str
@@ -82,42 +92,26 @@ class Verdict:
     smtp_provider: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The verdict as plain JSON-ready values (for the cache)."""
+        """The verdict as plain JSON-ready values (for the cache), in field order."""
         return {
-            "state": self.state.value,
-            "reason": self.reason.value,
-            "score": self.score,
-            "source": self.source.value,
-            "accept_all": self.accept_all,
-            "disposable": self.disposable,
-            "free": self.free,
-            "role": self.role,
-            "possible_spamtrap": self.possible_spamtrap,
-            "did_you_mean": self.did_you_mean,
-            "mx_record": self.mx_record,
-            "smtp_provider": self.smtp_provider,
+            name: value.value if isinstance(value, StrEnum) else value
+            for name in _FIELD_NAMES
+            for value in (getattr(self, name),)
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Verdict:
         """Rebuild a stored verdict; KeyError, ValueError or TypeError if it is damaged."""
-        score = data["score"]
-        if not isinstance(score, int) or not 0 <= score <= 100:
-            raise ValueError("score out of range")
-        return cls(
-            state=State(data["state"]),
-            reason=Reason(data["reason"]),
-            score=score,
-            source=Source(data["source"]),
-            accept_all=_opt_bool(data.get("accept_all")),
-            disposable=bool(data.get("disposable", False)),
-            free=bool(data.get("free", False)),
-            role=bool(data.get("role", False)),
-            possible_spamtrap=bool(data.get("possible_spamtrap", False)),
-            did_you_mean=_opt_str(data.get("did_you_mean")),
-            mx_record=_opt_str(data.get("mx_record")),
-            smtp_provider=_opt_str(data.get("smtp_provider")),
-        )
+        values = {}
+        for name, (read, default) in _READERS.items():
+            values[name] = read(data[name] if default is MISSING else data.get(name, default))
+        return cls(**values)
+
+
+def _score(value: Any) -> int:
+    if not isinstance(value, int) or not 0 <= value <= 100:
+        raise ValueError("score out of range")
+    return value
 
 
 def _opt_bool(value: Any) -> bool | None:
@@ -130,3 +124,22 @@ def _opt_str(value: Any) -> str | None:
     if not isinstance(value, str):
         raise TypeError("expected a string")
     return value
+
+
+def _reader(hint: Any) -> Callable[[Any], Any]:
+    """How a stored value of a field of this type is read back (strictly: the cache may hold
+    anything a past version or a damaged entry left)."""
+    if isinstance(hint, type) and issubclass(hint, StrEnum):
+        return hint
+    readers: dict[Any, Callable[[Any], Any]] = {
+        int: _score,  # the one whole number of a verdict
+        bool: bool,
+        bool | None: _opt_bool,
+        str | None: _opt_str,
+    }
+    return readers[hint]
+
+
+_FIELD_NAMES = tuple(f.name for f in fields(Verdict))
+_HINTS = get_type_hints(Verdict)
+_READERS = {f.name: (_reader(_HINTS[f.name]), f.default) for f in fields(Verdict)}
