@@ -1,7 +1,7 @@
 """The cache seam (stages 3 and 8): verdicts by keyed hash, on aiocache, failing open.
 
 Everything aiocache-specific lives in this file so it could be swapped in one place. Guards for
-aiocache 0.12's known gaps (DESIGN.md): the in-memory backend here is bounded (LRU) with TTLs on
+aiocache 0.12's known gaps: the in-memory backend here is bounded (LRU) with TTLs on
 an injected clock and no per-key timers; Redis uses our own client with a blocking bounded pool
 (its default pool raises past 100 concurrent operations with redis-py 8); every cache error
 is a miss, never a failed check; the 5 s per-call timeout wrapper is off on the memory path.
@@ -36,7 +36,7 @@ def ttl_for(verdict: Verdict) -> float | None:
 
     Provider verdicts cost credits, so the conclusive ones are kept for days; `unknown` is kept
     for minutes so the providers are asked again soon. Local verdicts are cheap to redo, but
-    the fail-open ones must not hide a provider's answer for long (CONTRACT.md "Fail-open").
+    the fail-open ones must not hide a provider's answer for long (docs/api.md "Fail-open").
     """
     if verdict.source is Source.SANDBOX:
         return None

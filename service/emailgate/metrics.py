@@ -1,6 +1,6 @@
 """Prometheus metrics on an injected registry, so every test app has its own.
 
-The contract's families (CONTRACT.md "Metrics") plus a few of ours. No label ever carries an
+The families docs/api.md ("Metrics") lists. No label ever carries an
 address, a domain or a key: every label value comes from a small closed set.
 """
 

@@ -1,4 +1,4 @@
-"""The client keys file (TOML, CONTRACT.md "Client keys file") and matching a presented key.
+"""The client keys file (TOML, docs/access.md) and matching a presented key.
 
 Only digests are stored; a presented key is hashed and compared with every digest in constant
 time, so neither the answer nor its timing says which stored key came close.

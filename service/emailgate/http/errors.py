@@ -1,4 +1,4 @@
-"""The contract's error body: `{"success": false, "message": str}`."""
+"""The error body (docs/api.md "Errors"): `{"success": false, "message": str}`."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def json_response(
 
 
 def error(status: int, message: str, headers: Mapping[str, str] | None = None) -> web.Response:
-    """An error answer in the contract's shape."""
+    """An error answer in the documented shape."""
     return json_response({"success": False, "message": message}, status=status, headers=headers)
 
 

@@ -1,4 +1,4 @@
-"""Handlers of the contract's endpoints."""
+"""Handlers of the endpoints (docs/api.md)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from emailgate import access, appkeys
 from emailgate.http.errors import JSON, BadRequest, json_response
 from emailgate.verify.decision import UnknownContext
 
-MAX_BODY = 8 * 1024  # CONTRACT.md: a verify body is at most 8 KiB
+MAX_BODY = 8 * 1024  # docs/api.md: a verify body is at most 8 KiB
 DEFAULT_CONTEXT = "signup"
 
 

@@ -1,5 +1,5 @@
-"""Middlewares: request ids and errors in the contract's shape (no input yields a 500), and
-request bodies read within a time limit."""
+"""Middlewares: request ids and errors in the shape docs/api.md documents (no input yields a
+500), and request bodies read within a time limit. The stack's order is declared in app.py."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ BODY_TIMEOUT = web.AppKey("body_timeout", float)
 
 @web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Give every request an id and turn every failure into the contract's JSON error."""
+    """Give every request an id and turn every failure into the documented JSON error."""
     given = request.headers.get("X-Request-Id", "")
     rid = given if _SAFE_ID.match(given) else os.urandom(8).hex()
     token = request_id.set(rid)

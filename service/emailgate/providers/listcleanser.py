@@ -1,6 +1,6 @@
 """ListCleanser: `POST /api/v1/verify` and `GET /api/v1/credits` (providers/listcleanser-api.txt).
 
-Its single-verify record is the contract's RESULT minus the decision, so the mapping is field by
+Its single-verify record is RESULT (docs/api.md) minus the decision, so the mapping is field by
 field: a record with an unknown `state` or a score outside 0–100 is not the documented JSON.
 """
 

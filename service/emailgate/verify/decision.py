@@ -1,6 +1,6 @@
 """Stage 7: accept or reject for the caller's context. Pure.
 
-`accept` when `score >= threshold` and no hard rule rejects (CONTRACT.md "Decision"). The hard
+`accept` when `score >= threshold` and no hard rule rejects (docs/api.md "Decision"). The hard
 rules hold in every context, not only `signup`: a disposable address, a spam trap or an
 undeliverable mailbox is never what a marketing list or a custom context wants either.
 """

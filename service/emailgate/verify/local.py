@@ -1,7 +1,7 @@
 """Verdicts from local checks alone: what the service answers with no provider. Pure.
 
 Scores are chosen so that a valid address on a domain that takes mail, not disposable, stays at
-or above the signup threshold (30) whatever its other flags (CONTRACT.md "Fail-open"), while
+or above the signup threshold (30) whatever its other flags (docs/api.md "Fail-open"), while
 marketing (50) takes only the plainest of them unverified.
 """
 

@@ -1,6 +1,6 @@
 """Stage 1: normalise and check the syntax of an address, per the signup policy. Pure, no I/O.
 
-Policy (CONTRACT.md "How the local checks answer"): trim surrounding whitespace; reject quoted
+Policy (docs/api.md "How the local checks answer"): trim surrounding whitespace; reject quoted
 local parts, comments, IP literals, display names, domains without a dot, numeric top-level
 domains, leading/trailing/double dots, a local part over 64 octets or an address over 254;
 accept plus-addressing, IDN domains and Unicode local parts (SMTPUTF8).
