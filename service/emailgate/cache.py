@@ -1,17 +1,17 @@
 """The cache seam (stages 3 and 8): verdicts by keyed hash, on aiocache, failing open.
 
 Everything aiocache-specific lives in this file so it could be swapped in one place. Guards for
-aiocache 0.12's known gaps: the in-memory backend here is bounded (LRU) with TTLs on
-an injected clock and no per-key timers; Redis uses our own client with a blocking bounded pool
-(its default pool raises past 100 concurrent operations with redis-py 8); every cache error
-is a miss, never a failed check; the 5 s per-call timeout wrapper is off on the memory path.
+aiocache 0.12's known gaps: the in-memory backend here is bounded (LRU, emailgate/lru.py) with
+TTLs on an injected clock and no per-key timers; Redis uses our own client with a blocking
+bounded pool (its default pool raises past 100 concurrent operations with redis-py 8); every
+cache error is a miss, never a failed check; the 5 s per-call timeout wrapper is off on the
+memory path.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import OrderedDict
 from typing import Any
 
 import orjson
@@ -21,6 +21,7 @@ from aiocache.base import BaseCache
 from aiocache.serializers import BaseSerializer, NullSerializer
 
 from emailgate.clock import Clock, monotonic
+from emailgate.lru import TtlLru
 from emailgate.metrics import Metrics
 from emailgate.privacy import Hasher
 from emailgate.verify.result import Address, Reason, Source, State, Verdict
@@ -82,30 +83,18 @@ class BoundedMemoryCache(BaseCache):  # type: ignore[misc]
     def __init__(self, max_entries: int, *, clock: Clock = monotonic, **kwargs: Any) -> None:
         super().__init__(serializer=NullSerializer(), timeout=None, **kwargs)
         self.max_entries = max_entries
-        self._clock = clock
-        self._data: OrderedDict[str, tuple[float, Any]] = OrderedDict()
+        self._data: TtlLru[str, Any] = TtlLru(max_entries, clock=clock)
 
     def __len__(self) -> int:
         return len(self._data)
 
     def peek(self, key: str) -> Any:
         """The live value under `key` (namespace included) or None; no await on the hot path."""
-        entry = self._data.get(key)
-        if entry is None:
-            return None
-        expires, value = entry
-        if expires <= self._clock():
-            del self._data[key]
-            return None
-        self._data.move_to_end(key)
-        return value
+        return self._data.get(key)
 
     def put(self, key: str, value: Any, ttl: float | None) -> None:
         """Store `value`, evicting the least recently used entries past the bound."""
-        self._data[key] = (self._clock() + ttl if ttl else float("inf"), value)
-        self._data.move_to_end(key)
-        while len(self._data) > self.max_entries:
-            self._data.popitem(last=False)
+        self._data.put(key, value, ttl)
 
     async def _get(self, key: str, encoding: str | None = None, _conn: Any = None) -> Any:
         return self.peek(key)
@@ -153,12 +142,12 @@ class BoundedMemoryCache(BaseCache):  # type: ignore[misc]
         return True
 
     async def _delete(self, key: str, _conn: Any = None) -> int:
-        return 1 if self._data.pop(key, None) is not None else 0
+        return 1 if self._data.pop(key) is not None else 0
 
     async def _clear(self, namespace: str | None = None, _conn: Any = None) -> bool:
         if namespace:
             for key in [k for k in self._data if k.startswith(namespace)]:
-                del self._data[key]
+                self._data.pop(key)
         else:
             self._data.clear()
         return True

@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import logging
 import math
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Protocol
 
 import redis.asyncio as aioredis
 
 from emailgate.clock import Clock
+from emailgate.lru import TtlLru
 from emailgate.rate import Rate
+from emailgate.redis_fallback import REDIS_ERRORS, RedisFallback
 
 log = logging.getLogger("emailgate.access")
 
@@ -64,7 +65,10 @@ class MemoryCounter:
     def __init__(self, clock: Clock, *, max_buckets: int = MAX_BUCKETS) -> None:
         self.clock = clock
         self.max_buckets = max_buckets
-        self._windows: OrderedDict[str, list[float]] = OrderedDict()  # key -> [count, ends_at]
+        # key -> [count, ends_at], gone when the window ends; past the bound the least recently
+        # hit bucket goes (its client starts afresh). The clock is read through `self.clock`,
+        # which the app replaces with its own at start-up.
+        self._windows: TtlLru[str, list[float]] = TtlLru(max_buckets, clock=lambda: self.clock())
 
     def __len__(self) -> int:
         return len(self._windows)
@@ -75,12 +79,10 @@ class MemoryCounter:
     def take_now(self, key: str, rate: Rate) -> Window:
         """`take` without awaiting (it never waits)."""
         now = self.clock()
-        self._prune(now)
         window = self._windows.get(key)
         if window is None or window[1] <= now:
             window = [0.0, now + rate.period]
-            self._windows.pop(key, None)
-            self._windows[key] = window  # newest last: the oldest windows end first
+            self._windows.put(key, window, rate.period)
         count, ends_at = int(window[0]), window[1]
         if count >= rate.count:
             return Window(False, rate.count, 0, ends_at - now)
@@ -91,15 +93,6 @@ class MemoryCounter:
         window = self._windows.get(key)
         if window is not None and window[0] > 0 and window[1] > self.clock():
             window[0] -= 1
-
-    def _prune(self, now: float) -> None:
-        windows = self._windows
-        while windows:
-            key, (_, ends_at) = next(iter(windows.items()))
-            if ends_at > now and len(windows) < self.max_buckets:
-                break
-            # Expired, or over the bound: the oldest bucket goes (its client starts afresh).
-            del windows[key]
 
 
 _TAKE = """
@@ -121,8 +114,6 @@ if n > 0 then redis.call('DECR', KEYS[1]) end
 return 0
 """
 
-_REDIS_ERRORS = (aioredis.RedisError, OSError, TimeoutError)
-
 RETRY_REDIS_AFTER_S = 5.0
 """After a Redis failure, count in-process this long before asking Redis again: a Redis that
 hangs would otherwise cost every request its command timeout."""
@@ -139,18 +130,24 @@ class RedisCounter:
         self.prefix = prefix
         self._take = client.register_script(_TAKE)
         self._give_back = client.register_script(_GIVE_BACK)
-        self.degraded = False
-        self._retry_at = 0.0
+        self.switch = RedisFallback(
+            retry_after=RETRY_REDIS_AFTER_S, clock=lambda: self.fallback.clock()
+        )
+
+    @property
+    def degraded(self) -> bool:
+        """True while counting in this process."""
+        return self.switch.degraded
 
     async def take(self, key: str, rate: Rate) -> Window:
-        if self.degraded and self.fallback.clock() < self._retry_at:
+        if not self.switch.use_redis():
             return self.fallback.take_now(key, rate)
         period_ms = max(1, round(rate.period * 1000))
         try:
             allowed, count, ttl_ms = await self._take(
                 keys=[self.prefix + key], args=[rate.count, period_ms]
             )
-        except _REDIS_ERRORS as e:
+        except REDIS_ERRORS as e:
             self._degrade(e)
             return self.fallback.take_now(key, rate)
         self._recover()
@@ -164,22 +161,19 @@ class RedisCounter:
             return
         try:
             await self._give_back(keys=[self.prefix + key], args=[])
-        except _REDIS_ERRORS as e:
+        except REDIS_ERRORS as e:
             self._degrade(e)
             await self.fallback.give_back(key)
 
     def _degrade(self, error: BaseException) -> None:
-        self._retry_at = self.fallback.clock() + RETRY_REDIS_AFTER_S
-        if not self.degraded:
-            self.degraded = True
+        if self.switch.failed():
             log.warning(
                 "client limits: Redis failed, counting in this process until it answers",
                 extra={"event": "client_limits_degraded", "error": type(error).__name__},
             )
 
     def _recover(self) -> None:
-        if self.degraded:
-            self.degraded = False
+        if self.switch.answered():
             log.info(
                 "client limits: Redis answers again, counting shared",
                 extra={"event": "client_limits_shared"},

@@ -17,12 +17,12 @@ import math
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from emailgate.clock import Clock, monotonic
 from emailgate.metrics import Metrics
 from emailgate.pacing.bucket import NO_TOKEN, PAUSED, BucketSpec, Reservation
 from emailgate.pacing.local import LocalPacer
+from emailgate.redis_fallback import REDIS_ERRORS, RedisFallback
 
 log = logging.getLogger("emailgate.pacing")
 
@@ -96,20 +96,19 @@ class RedisPacer:
         self.keys = [f"{base}:tat", f"{base}:pause"]
         self._reserve = client.register_script(RESERVE)
         self._pause = client.register_script(PAUSE)
-        self._degraded = False
-        self._retry_at = float("-inf")
+        self.switch = RedisFallback(retry_after=RETRY_REDIS, clock=clock)
         self._hold_on_return = False
 
     def __repr__(self) -> str:
-        return f"RedisPacer({self.provider!r}, degraded={self._degraded})"
+        return f"RedisPacer({self.provider!r}, degraded={self.degraded})"
 
     @property
     def degraded(self) -> bool:
         """True while pacing falls back to this replica's in-process share."""
-        return self._degraded
+        return self.switch.degraded
 
     async def reserve(self, max_wait: float) -> Reservation:
-        if self._degraded and self.clock() < self._retry_at:
+        if not self.switch.use_redis():
             return self.fallback.reserve_now(max_wait)
         hold = self.hold if self._hold_on_return else 0.0
         try:
@@ -117,7 +116,7 @@ class RedisPacer:
                 keys=self.keys,
                 args=[_us(self.spec.interval), _us(self.spec.tolerance), _us(max_wait), _us(hold)],
             )
-        except (RedisError, OSError, TimeoutError) as e:
+        except REDIS_ERRORS as e:
             self._fail(e)
             return self.fallback.reserve_now(max_wait)
         self._hold_on_return = False  # the script has applied it, whatever it answered
@@ -138,7 +137,7 @@ class RedisPacer:
         await self._try(self.client.delete(self.keys[1]))
 
     async def paused_for(self) -> float:
-        if not self._degraded:
+        if not self.degraded:
             left = await self._try(self.client.pttl(self.keys[1]))
             if isinstance(left, int):
                 return max(0.0, left / 1000)
@@ -147,17 +146,15 @@ class RedisPacer:
     async def _try(self, op: Any) -> Any:
         try:
             result = await op
-        except (RedisError, OSError, TimeoutError) as e:
+        except REDIS_ERRORS as e:
             self._fail(e)
             return None
         self._recovered()
         return result
 
     def _fail(self, error: BaseException) -> None:
-        self._retry_at = self.clock() + RETRY_REDIS
-        if self._degraded:
+        if not self.switch.failed():
             return
-        self._degraded = True
         self._hold_on_return = True
         self.fallback.hold(self.hold)
         self.metrics.redis_degraded.set(1)
@@ -168,9 +165,8 @@ class RedisPacer:
         )  # fmt: skip
 
     def _recovered(self) -> None:
-        if not self._degraded:
+        if not self.switch.answered():
             return
-        self._degraded = False
         self.metrics.redis_degraded.set(0)
         log.warning(
             "Redis reachable again: pacing shared across the fleet",

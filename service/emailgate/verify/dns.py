@@ -8,7 +8,6 @@ c-ares timeouts are adaptive, so the caller's budget is enforced here with `wait
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
 from collections.abc import Sequence
 
 import aiodns
@@ -16,7 +15,9 @@ import pycares
 from aiodns import error as ares
 
 from emailgate.clock import Clock, monotonic
+from emailgate.lru import TtlLru
 from emailgate.verify.mail import MailDomain, MailStatus
+from emailgate.verify.singleflight import SingleFlight
 
 # Cache bounds for domain answers: positive answers follow the record's TTL within these.
 MIN_TTL = 60.0
@@ -40,13 +41,11 @@ class MXResolver:
         tries: int = 2,
     ) -> None:
         self._nameservers = list(nameservers)
-        self._clock = clock
-        self._max_entries = max_entries
         self._query_timeout = query_timeout
         self._tries = tries
         self._resolver: aiodns.DNSResolver | None = None
-        self._cache: OrderedDict[str, tuple[float, MailDomain]] = OrderedDict()
-        self._inflight: dict[str, asyncio.Task[tuple[MailDomain, float]]] = {}
+        self._cache: TtlLru[str, MailDomain] = TtlLru(max_entries, clock=clock)
+        self._flight: SingleFlight[MailDomain] = SingleFlight()
 
     def _channel(self) -> aiodns.DNSResolver:
         if self._resolver is None:
@@ -61,23 +60,14 @@ class MXResolver:
         return self._resolver
 
     async def close(self) -> None:
-        for task in self._inflight.values():
-            task.cancel()
+        self._flight.cancel_all()
         if self._resolver is not None:
             await self._resolver.close()
             self._resolver = None
 
     def cached(self, domain: str) -> MailDomain | None:
         """The cached answer for `domain` if still fresh."""
-        entry = self._cache.get(domain)
-        if entry is None:
-            return None
-        expires, answer = entry
-        if expires <= self._clock():
-            del self._cache[domain]
-            return None
-        self._cache.move_to_end(domain)
-        return answer
+        return self._cache.get(domain)
 
     async def lookup(self, domain: str, timeout: float) -> MailDomain:
         hit = self.cached(domain)
@@ -85,26 +75,18 @@ class MXResolver:
             return hit
         if timeout <= 0:
             return MailDomain(MailStatus.ERROR, detail="timeout")
-        task = self._inflight.get(domain)
-        if task is None:
-            task = asyncio.create_task(self._resolve(domain))
-            self._inflight[domain] = task
-            task.add_done_callback(lambda _t: self._finish(domain, _t))
+        task, _shared = self._flight.start(domain, lambda: self._resolve_and_keep(domain))
         try:
-            answer, _ttl = await asyncio.wait_for(asyncio.shield(task), timeout)
+            return await asyncio.wait_for(asyncio.shield(task), timeout)
         except TimeoutError:
             return MailDomain(MailStatus.ERROR, detail="timeout")
-        return answer
 
-    def _finish(self, domain: str, task: asyncio.Task[tuple[MailDomain, float]]) -> None:
-        self._inflight.pop(domain, None)
-        if task.cancelled() or task.exception() is not None:
-            return
-        answer, ttl = task.result()
-        self._cache[domain] = (self._clock() + ttl, answer)
-        self._cache.move_to_end(domain)
-        while len(self._cache) > self._max_entries:
-            self._cache.popitem(last=False)
+    async def _resolve_and_keep(self, domain: str) -> MailDomain:
+        """One lookup shared by every caller asking meanwhile; the answer is cached before
+        the shared run ends, so no caller in between starts another."""
+        answer, ttl = await self._resolve(domain)
+        self._cache.put(domain, answer, ttl)
+        return answer
 
     async def _resolve(self, domain: str) -> tuple[MailDomain, float]:
         """Ask DNS; the answer and how long to keep it."""

@@ -1,4 +1,5 @@
-"""Identical work in flight runs once; every caller awaits the same task."""
+"""Identical work in flight runs once; every caller awaits the same task. The one single
+flight of the service: checks (pipeline) and DNS lookups (dns) both use it."""
 
 from __future__ import annotations
 
@@ -35,6 +36,11 @@ class SingleFlight(Generic[T]):
         """Run `work` once for all concurrent callers with the same key."""
         task, _ = self.start(key, work)
         return await asyncio.shield(task)
+
+    def cancel_all(self) -> None:
+        """Cancel every run in flight (closing the resource they use)."""
+        for task in list(self._tasks.values()):
+            task.cancel()
 
     async def wait_all(self) -> None:
         """Let every run in flight finish (graceful shutdown)."""
