@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 from emailgate.bulk.assemble import rate_pacer
 from emailgate.bulk.base import BulkState, ListFailed
 from emailgate.bulk.listcleanser import ListCleanserBatch
+from emailgate.bulk.wire import may_have_landed
 from emailgate.clock import monotonic
 from emailgate.config import Secret
 from emailgate.metrics import Metrics
@@ -23,6 +24,7 @@ from emailgate.pacing.base import Pacer
 from emailgate.providers.errors import (
     BadResponse,
     NoCredits,
+    ProviderError,
     ProviderTimeout,
     ProviderUnavailable,
     RateLimited,
@@ -310,3 +312,34 @@ async def test_a_lost_upload_answer_is_unavailable_and_the_list_stays_at_the_pro
         await lc.upload(["a@good.com"], reference="r")
     assert len(fake_listcleanser.lists) == 1
     assert not hasattr(lc, "find_list")
+
+
+async def test_failed_uploads_say_whether_they_may_have_landed(
+    session: aiohttp.ClientSession,
+    fake_listcleanser: FakeListCleanser,
+    metrics: Metrics,
+    refused_url: str,
+) -> None:
+    """An error status or a refused connection: not landed. A lost answer, a hang or a 2xx
+    with junk: may have landed (the job then must not upload those addresses again)."""
+    lc = client(session, fake_listcleanser, metrics, request_timeout=0.3, transfer_timeout=0.3)
+
+    async def failure() -> ProviderError:
+        with pytest.raises(ProviderError) as caught:
+            await lc.upload(["a@good.com"], reference="r")
+        return caught.value
+
+    fake_listcleanser.fail(503)
+    assert not may_have_landed(await failure())
+    fake_listcleanser.configure(lose_upload_answers=1)
+    assert may_have_landed(await failure())
+    fake_listcleanser.hang()
+    assert may_have_landed(await failure())
+    fake_listcleanser.junk("wrong_shape")
+    assert may_have_landed(await failure())
+    gone = ListCleanserBatch(
+        session, refused_url, Secret("k"), results_pacer=fast_pacer(), upload_pacer=fast_pacer()
+    )
+    with pytest.raises(ProviderUnavailable) as refused:
+        await gone.upload(["a@good.com"], reference="r")
+    assert not may_have_landed(refused.value)

@@ -145,8 +145,13 @@ class Wire:
         timeout = self.transfer_timeout if transfer else self.request_timeout
         try:
             answer = await self._send(method, url, timeout, kwargs, hand_back)
-            with parsing(self.provider):
-                result = read(answer)
+            try:
+                with parsing(self.provider):
+                    result = read(answer)
+            except ProviderError as e:
+                # A 2xx whose body we cannot read: the provider did act on the request.
+                e.may_have_landed = True  # type: ignore[attr-defined]
+                raise
         except ProviderError as e:
             self.count(e.outcome)
             await self.react(e)
@@ -167,8 +172,14 @@ class Wire:
                     return Answer(status, response.headers, await self._body(response))
                 error = classify_status(status, response.headers, self.provider)
                 assert error is not None
+                error.may_have_landed = False  # type: ignore[attr-defined]  # it said no
                 raise error
-        except ProviderError:
+        except ProviderError as e:
+            if not hasattr(e, "may_have_landed"):
+                # No answer (timeout, reset): the request may have been acted on, unless the
+                # connection never opened.
+                never_sent = isinstance(e.__context__, aiohttp.ClientConnectorError)
+                e.may_have_landed = not never_sent  # type: ignore[attr-defined]
             raise
         except Exception as e:
             # An error of aiohttp's or yarl's that `guarded` does not name: still classified.
@@ -270,6 +281,13 @@ class Wire:
     def _gauge(self, *, paused: bool) -> None:
         if self.metrics is not None:
             self.metrics.bulk_paused.labels(self.provider).set(1 if paused else 0)
+
+
+def may_have_landed(error: ProviderError) -> bool:
+    """Whether the failed request may still have been acted on by the provider: no answer
+    came (a timeout, a reset), or a 2xx came whose body could not be read. False when the
+    provider answered an error status, or the connection never opened."""
+    return bool(getattr(error, "may_have_landed", False))
 
 
 def path_id(provider: str, list_id: str) -> str:
