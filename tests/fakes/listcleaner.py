@@ -78,6 +78,9 @@ class ListcleanerConfig(FakeConfig):
     lose_upload_answers: int = 0
     """The next this-many uploads are stored, then their connection is reset before the
     answer (the provider has the list; the client never learns its id)."""
+    upload_answer_delay_s: float = 0.0
+    """Seconds an upload's answer waits after the list is stored (a client killed meanwhile
+    never learns the uid)."""
     download_without_reason: bool = False
     """Downloads leave the `reason` column out (a file not as documented)."""
 
@@ -186,6 +189,8 @@ class FakeListcleaner(FakeServer[ListcleanerConfig]):
         lost = self.lose_answer(request)
         if lost is not None:
             return lost
+        if cfg.upload_answer_delay_s > 0:
+            await self._pause(cfg.upload_answer_delay_s)
         return json_response(
             {"status": "File uploaded successfully", "uid": uid, "records_total": len(rows)}
         )
