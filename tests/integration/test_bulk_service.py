@@ -12,6 +12,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from emailgate import appkeys
+from emailgate.bulk.base import find_list, paused_for
 from emailgate.providers.errors import Unauthorized
 from tests import openapi_check
 from tests.fakes.emailconsul import FakeEmailConsul
@@ -103,6 +104,9 @@ async def test_the_roster_follows_the_order_setting_and_paused_providers_show(
     with pytest.raises(Unauthorized):
         await ec.upload(["a@good.com"], reference="job-1")
     assert [p.name for p in await roster.available()] == ["listcleaner", "listcleanser"]
+    assert await paused_for(ec) > 800  # a refused key: 15 minutes
+    assert await find_list(roster.providers[2], "any") is None  # ListCleanser cannot look
+    assert not hasattr(roster.providers[2], "find_list")
     text = await (await client.get("/metrics")).text()
     assert 'emailgate_bulk_provider_paused{provider="emailconsul"} 1.0' in text
     assert (

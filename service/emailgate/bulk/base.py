@@ -100,3 +100,16 @@ class FindableBulkProvider(BulkProvider, Protocol):
     async def find_list(self, reference: str) -> str | None:
         """The id of the list uploaded with `reference`, or None when the provider has none."""
         ...
+
+
+async def paused_for(provider: BulkProvider) -> float:
+    """Seconds before `provider` takes lists again (0 for a client that cannot be paused)."""
+    ask = getattr(provider, "paused_for", None)
+    return float(await ask()) if ask is not None else 0.0
+
+
+async def find_list(provider: BulkProvider, reference: str) -> str | None:
+    """The id of the list uploaded with `reference`, or None (also when the provider cannot
+    look lists up: check `hasattr(provider, "find_list")` to tell the two apart)."""
+    find = getattr(provider, "find_list", None)
+    return None if find is None else await find(reference)
