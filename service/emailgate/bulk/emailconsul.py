@@ -48,7 +48,7 @@ from emailgate.verify.result import Reason, Source, State, Verdict
 
 log = logging.getLogger("emailgate.bulk")
 
-NAME = "emailconsul"
+NAME = Source.EMAILCONSUL.value
 MAX_UPLOAD = 50_000  # our choice, like the others: one list, one ~1.5 MB CSV
 ARRAY_MAX = 5_000  # up to this many go as a JSON array; more as a CSV (the document's advice)
 POLL_EVERY = 15.0  # seconds between list reads while it is cleaned

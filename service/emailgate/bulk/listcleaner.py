@@ -60,7 +60,7 @@ from emailgate.verify.result import Reason, Source, State, Verdict
 
 log = logging.getLogger("emailgate.bulk")
 
-NAME = "listcleaner"
+NAME = Source.LISTCLEANER.value
 MAX_UPLOAD = 50_000  # our choice (no documented limit): one list = one ~1.5 MB CSV
 POLL_EVERY = 15.0  # seconds between show_lists calls while a list is cleaned
 NOT_READY_WAIT = 10.0  # seconds between downloads answered 404 after `done`

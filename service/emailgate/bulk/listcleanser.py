@@ -29,11 +29,11 @@ from emailgate.metrics import Metrics
 from emailgate.pacing.base import Pacer
 from emailgate.providers.errors import BadResponse, ProviderError
 from emailgate.providers.listcleanser import parse_verdict
-from emailgate.verify.result import Verdict
+from emailgate.verify.result import Source, Verdict
 
 log = logging.getLogger("emailgate.bulk")
 
-NAME = "listcleanser"
+NAME = Source.LISTCLEANSER.value
 MAX_UPLOAD = 50_000  # the document: "up to 50,000 email addresses" per JSON upload
 PAGE_SIZE = 1_000  # results per page: 50 pages for a full list, well inside 200 per minute
 POLL_EVERY = 10.0  # seconds between polls: 6 a minute of the endpoint's 200

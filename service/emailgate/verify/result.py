@@ -93,11 +93,10 @@ class Verdict:
 
     def to_dict(self) -> dict[str, Any]:
         """The verdict as plain JSON-ready values (for the cache), in field order."""
-        return {
-            name: value.value if isinstance(value, StrEnum) else value
-            for name in _FIELD_NAMES
-            for value in (getattr(self, name),)
-        }
+        data = {name: getattr(self, name) for name in _FIELD_NAMES}
+        for name in _ENUM_FIELDS:
+            data[name] = data[name].value
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Verdict:
@@ -142,4 +141,9 @@ def _reader(hint: Any) -> Callable[[Any], Any]:
 
 _FIELD_NAMES = tuple(f.name for f in fields(Verdict))
 _HINTS = get_type_hints(Verdict)
+_ENUM_FIELDS = tuple(
+    name
+    for name in _FIELD_NAMES
+    if isinstance(_HINTS[name], type) and issubclass(_HINTS[name], StrEnum)
+)
 _READERS = {f.name: (_reader(_HINTS[f.name]), f.default) for f in fields(Verdict)}
