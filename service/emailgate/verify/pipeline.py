@@ -49,21 +49,21 @@ class CheckResult:
 
     def to_dict(self) -> dict[str, Any]:
         """RESULT as JSON-ready values, in its documented field order (docs/api.md)."""
-        verdict = self.verdict.to_dict()
-        source = verdict.pop("source")
-        verdict["did_you_mean"] = _with_user(self.verdict.did_you_mean, self.user)
-        return {
+        data: dict[str, Any] = {
             "email_address": self.email_address,
             "user": self.user,
             "domain": self.domain,
-            **verdict,
-            "duration": round(self.duration, 6),
-            "decision": self.decision.value,
-            "context": self.context,
-            "threshold": self.threshold,
-            "source": source,
-            "cached": self.cached,
         }
+        data.update(self.verdict.to_dict())  # the verdict's fields, in their order
+        source = data.pop("source")  # RESULT gives it near the end
+        data["did_you_mean"] = _with_user(self.verdict.did_you_mean, self.user)
+        data["duration"] = round(self.duration, 6)
+        data["decision"] = self.decision.value
+        data["context"] = self.context
+        data["threshold"] = self.threshold
+        data["source"] = source
+        data["cached"] = self.cached
+        return data
 
 
 def _with_user(suggestion: str | None, user: str) -> str | None:
