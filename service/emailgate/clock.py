@@ -8,6 +8,9 @@ Clock = Callable[[], float]
 
 monotonic: Clock = time.monotonic
 
+wall: Clock = time.time
+"""Epoch seconds: for limits that a provider counts per clock window (a fixed window)."""
+
 
 class FakeClock:
     """A clock that moves only when told to; public so tests of any layer can use it."""
