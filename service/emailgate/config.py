@@ -105,6 +105,12 @@ class Settings:
     listcleaner_api_key: Secret | None = field(default=None, metadata=_read("secret"))
     emailconsul_url: str = field(default="https://api.emailconsul.com", metadata=_read("url"))
     emailconsul_api_key: Secret | None = field(default=None, metadata=_read("secret"))
+    # Contact enrichment (docs/enrich.md).
+    cleanlist_api_key: Secret | None = field(default=None, metadata=_read("secret"))
+    cleanlist_url: str = field(
+        default="https://api.cleanlist.ai/api/v1/public", metadata=_read("url")
+    )
+    cleanlist_rate: Rate = field(default=Rate(60, 60.0), metadata=_read("rate"))
     hash_key: Secret | None = field(default=None, metadata=_read("secret", min_length=16))
     replicas: int = field(default=1, metadata=_read("integer", low=1, high=1000))
     cache_max_entries: int = field(

@@ -22,6 +22,8 @@ from emailgate.bulk.assemble import BulkRoster, open_bulk
 from emailgate.cache import BoundedMemoryCache, SharedRedisCache, VerdictCache
 from emailgate.clock import Clock, monotonic
 from emailgate.config import ACCOUNT_NAMES, Settings, redact_url
+from emailgate.config import Settings, redact_url
+from emailgate.enrich.assemble import Enrichment, open_enrichment
 from emailgate.metrics import Metrics
 from emailgate.privacy import Hasher
 from emailgate.providers.assemble import open_chain
@@ -54,6 +56,8 @@ class Services:
     credits_book: CreditsBook | None = None
     bulk: BulkRoster | None = None
     """The bulk providers behind batch jobs, in EMAILGATE_BATCH_PROVIDERS order (None: none)."""
+    enrichment: Enrichment | None = None
+    """Contact enrichment (Cleanlist.ai); off without its key."""
 
     def credits(self) -> dict[str, int | None]:
         """The last known credits per provider (None until a provider told us)."""
@@ -185,6 +189,10 @@ async def open_services(
             )
             if bulk is not None:
                 notes.append(f"bulk providers: {', '.join(bulk.names)}")
+        enrichment = await stack.enter_async_context(
+            open_enrichment(settings, metrics=metrics, redis=redis_client)
+        )
+        notes.append(enrichment.note)
         lists = lists or DomainLists()
         verifier = Verifier(
             lists=lists,
@@ -210,6 +218,7 @@ async def open_services(
             notes=notes,
             credits_book=book,
             bulk=bulk,
+            enrichment=enrichment,
         )
         # Checks in flight finish before their resources close (graceful shutdown).
         stack.push_async_callback(verifier.flight.wait_all)

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from tests.fakes.cleanlist import FakeCleanlist
 from tests.fakes.cleanmylist import FakeCleanMyList
 from tests.fakes.emailconsul import FakeEmailConsul
 from tests.fakes.listcleaner import FakeListcleaner
@@ -20,6 +21,8 @@ __all__ = [
     "fake_cleanmylist",
     "fake_emailconsul",
     "fake_listcleaner",
+    "fake_cleanlist",
+    "fake_cleanmylist",
     "fake_listcleanser",
     "fake_providers_process",
     "refused_url",
@@ -51,6 +54,10 @@ async def fake_listcleaner() -> AsyncIterator[FakeListcleaner]:
 async def fake_emailconsul() -> AsyncIterator[FakeEmailConsul]:
     """An EmailConsul fake on a free 127.0.0.1 port, stopped after the test."""
     async with FakeEmailConsul() as fake:
+async def fake_cleanlist() -> AsyncIterator[FakeCleanlist]:
+    """A Cleanlist.ai fake on a free 127.0.0.1 port (its API under `fake.api_url`), stopped
+    after the test."""
+    async with FakeCleanlist() as fake:
         yield fake
 
 

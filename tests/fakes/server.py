@@ -295,7 +295,7 @@ class FakeServer(Generic[C]):
             except web.HTTPException as e:
                 # Unknown path or method: the providers' JSON error format, not aiohttp's text.
                 allow = {"Allow": e.headers["Allow"]} if "Allow" in e.headers else None
-                response = json_response({"message": e.reason}, e.status, allow)
+                response = self.error_response(e.status, e.reason, allow)
             if call.fault not in ("reset", "hang"):
                 call.status = response.status
             return response

@@ -150,3 +150,25 @@ def test_embedded_defaults_are_named() -> None:
     s = Settings.from_env({"EMAILGATE_PORT": "9000"})
     assert "port" not in s.embedded_defaults()
     assert "deadline_ms" in s.embedded_defaults()
+
+
+def test_cleanlist_settings() -> None:
+    """Enrichment: off without a key; URL and fixed window read; the key never printed."""
+    default = Settings.from_env({})
+    assert default.cleanlist_api_key is None
+    assert default.cleanlist_url == "https://api.cleanlist.ai/api/v1/public"
+    assert default.cleanlist_rate == Rate(60, 60.0)
+    s = Settings.from_env(
+        {
+            "EMAILGATE_CLEANLIST_API_KEY": "clapi_secret_value",
+            "EMAILGATE_CLEANLIST_URL": "http://127.0.0.1:9/api/v1/public/",
+            "EMAILGATE_CLEANLIST_RATE": "60/6s",
+        }
+    )
+    assert s.cleanlist_api_key == Secret("clapi_secret_value")
+    assert s.cleanlist_url == "http://127.0.0.1:9/api/v1/public"
+    assert s.cleanlist_rate == Rate(60, 6.0)
+    assert "clapi_secret_value" not in repr(s)
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({"EMAILGATE_CLEANLIST_URL": "ftp://x", "EMAILGATE_CLEANLIST_RATE": "x"})
+    assert len(caught.value.problems) == 2
