@@ -8,6 +8,9 @@ until it ends, then verify every found email with the verify pipeline.
 The ledger is the job store's seam: a workflow id is stored before the engine waits on it, so
 a restarted job polls the workflow instead of submitting (and paying for) the contacts again.
 Every request goes through the client's fixed-window pacer; this loop sends one at a time.
+Polls are few: workflows submitted together end together, so while the oldest one is still
+working the later ones are not asked, and once it ends the next is asked at once. A job of N
+requests of 250 then costs about N submissions, N final polls and the oldest one's waiting.
 
 What is retried: a 429 (after the pause its Retry-After set) and a 5xx, always; a status poll
 after any transient failure (polls are free and idempotent). A submission that may have reached
@@ -43,6 +46,7 @@ log = logging.getLogger("emailgate.enrich")
 
 POLL_EVERY = 5.0  # seconds between two polls of one workflow (the provider's own advice: 5–10)
 FIRST_POLL = 3.0  # seconds after a submission before its first poll
+HOLD_BACK = 6  # polls of a working workflow during which the ones submitted after it wait
 POLL_RETRIES = 10  # transient failures in a row before a workflow is given up
 SUBMIT_RETRIES = 5  # 429s and 5xx in a row before a submission is given up
 BACKOFF = 2.0  # seconds, doubled per failure in a row, at most MAX_BACKOFF
@@ -94,6 +98,8 @@ class Chunk:
     done: bool = False
     next_poll: float = 0.0
     failures: int = 0
+    working: int = 0
+    """Polls that found the workflow still working."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,15 +182,26 @@ class Enricher:
                 chunk.next_poll = self.clock() + self.first_poll
             pending = [c for c in pending if not c.done]
             while pending:
-                chunk = min(pending, key=lambda c: c.next_poll)
+                chunk = min(pending, key=lambda c: (c.next_poll, c.number))
                 delay = chunk.next_poll - self.clock()
                 if delay > 0:
                     await self.sleep(delay)
                 status = await self._poll(chunk)
-                if status is None or status.state is WorkflowState.WORKING:
+                if status is None:
+                    continue
+                later = [c for c in pending if c.number > chunk.number]
+                if status.state is WorkflowState.WORKING:
+                    chunk.working += 1
+                    if chunk.working <= HOLD_BACK:
+                        # Submitted after this one, they are most likely working too: polling
+                        # them now would spend the window's requests on "not yet".
+                        for c in later:
+                            c.next_poll = max(c.next_poll, chunk.next_poll)
                     continue
                 pending.remove(chunk)
                 self._start_finish(chunk, status, ledger, limit)
+                if later and later[0].failures == 0:
+                    later[0].next_poll = min(later[0].next_poll, self.clock())  # likely done too
             await self._drain()
         finally:
             for task in self._verifying:

@@ -103,8 +103,9 @@ class LocalWindowPacer:
         """An in-process pacer is what it is: never degraded."""
         return False
 
-    async def reserve(self, max_wait: float) -> Reservation:
-        """A slot within `max_wait` seconds, or a refusal (nothing reserved)."""
+    async def reserve(self, max_wait: float, *, background: bool = False) -> Reservation:
+        """A slot within `max_wait` seconds, or a refusal (nothing reserved). Every caller of
+        an enrichment provider is a job, so `background` changes nothing here."""
         return self.reserve_now(max_wait)
 
     def reserve_now(self, max_wait: float) -> Reservation:

@@ -112,8 +112,9 @@ class RedisWindowPacer:
         """True while pacing falls back to this replica's in-process share."""
         return self._degraded
 
-    async def reserve(self, max_wait: float) -> Reservation:
-        """A slot within `max_wait` seconds, or a refusal (nothing reserved)."""
+    async def reserve(self, max_wait: float, *, background: bool = False) -> Reservation:
+        """A slot within `max_wait` seconds, or a refusal (nothing reserved); `background` as
+        for the in-process window."""
         if self._degraded and self.clock() < self._retry_at:
             return self._reserve_locally(max_wait)
         window, owed = self._owed or (0, 0)
