@@ -51,7 +51,7 @@ POLL_RETRIES = 10  # transient failures in a row before a workflow is given up
 SUBMIT_RETRIES = 5  # 429s and 5xx in a row before a submission is given up
 BACKOFF = 2.0  # seconds, doubled per failure in a row, at most MAX_BACKOFF
 MAX_BACKOFF = 60.0
-VERIFY_CONCURRENCY = 8  # found emails checked at once (cache, DNS, providers within their pacing)
+VERIFY_CONCURRENCY = 16  # found emails checked at once (cache, DNS, providers within their pacing)
 
 Sleep = Callable[[float], Awaitable[None]]
 
