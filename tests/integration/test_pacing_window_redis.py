@@ -59,19 +59,13 @@ async def test_flood_of_two_replicas_keeps_every_window(client: aioredis.Redis) 
     """60 reservations from two replicas over 1 s windows of 5: each window gets exactly 5."""
     spec = WindowSpec(5, 1.0, 0.025)
     a, b = pacer(client, spec), pacer(client, spec)
-    slots: list[float] = []
     for i in range(60):
-        now = await redis_now(client)
-        r = await (a if i % 2 else b).reserve(60.0)
-        assert r.ok
-        slots.append(now + r.wait)
-    counts: dict[int, int] = {}
-    for s in slots:
-        counts[math.floor(s)] = counts.get(math.floor(s), 0) + 1
-    assert max(counts.values()) == 5
-    assert sum(counts.values()) == 60 and len(counts) in (12, 13)
-    # Old windows are pruned: the hash holds the current window and the reserved ones only.
-    assert await client.hlen(a.keys[0]) <= 14
+        assert (await (a if i % 2 else b).reserve(60.0)).ok
+    # Redis's own count per window (its clock, not ours: no skew from a busy test host).
+    counts = {int(k): int(v) for k, v in (await client.hgetall(a.keys[0])).items()}
+    assert sum(counts.values()) == 60 and max(counts.values()) == 5
+    full = sorted(counts)[1:]  # the first window may have been entered late
+    assert all(counts[k] == 5 for k in full) and full == list(range(full[0], full[-1] + 1))
 
 
 async def test_a_pause_reaches_every_replica(client: aioredis.Redis) -> None:
