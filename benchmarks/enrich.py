@@ -42,7 +42,6 @@ from emailgate.clock import wall
 from emailgate.config import Secret, Settings
 from emailgate.enrich.cleanlist import CleanlistClient, Contact
 from emailgate.enrich.engine import FIRST_POLL, POLL_EVERY, Chunk, Enricher, Row, split
-from emailgate.enrich.metrics import EnrichMetrics
 from emailgate.metrics import Metrics
 from emailgate.pacing.window import LocalWindowPacer, WindowSpec
 from emailgate.providers.http import make_session
@@ -120,7 +119,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             async with open_services(settings) as services:
                 pacer = LocalWindowPacer(WindowSpec.for_rate(Rate(LIMIT, args.window_s)))
                 client = CleanlistClient(session, url, Secret("clapi_test_key"), pacer)
-                metrics = EnrichMetrics(Metrics().registry)
+                metrics = Metrics().enrich
                 engine = Enricher(client, services.verifier, metrics, poll_every=POLL_EVERY * scale,
                                   first_poll=FIRST_POLL * scale)  # fmt: skip
                 ledger = Ledger()

@@ -95,6 +95,8 @@ class Metrics:
         self.inflight = Gauge(
             "emailgate_checks_in_flight", "Verify checks being answered now.", registry=r
         )
+        # Enrichment (docs/enrich.md): its own families, on this registry.
+        self.enrich = EnrichMetrics(r)
         self._hit = self.cache_lookups.labels("hit")
         self._miss = self.cache_lookups.labels("miss")
         self._check_children: dict[tuple[str, str, str], Counter] = {}
@@ -141,3 +143,51 @@ class Metrics:
             for outcome in BULK_OUTCOMES:
                 self.bulk_requests.labels(p, outcome)
             self.bulk_paused.labels(p).set(0)
+
+
+# Enrichment (docs/enrich.md). No contact, address, domain or key ever becomes a label.
+ENRICH_OUTCOMES = ("ok", "timeout", "rate_limited", "no_credits", "unauthorized",
+                    "bad_response", "rejected", "error")  # fmt: skip
+ENRICH_ENDPOINTS = ("validate_key", "bulk", "status")
+ENRICH_CONTACT_OUTCOMES = ("found", "not_found", "failed")
+ENRICH_CREDIT_KINDS = ("email", "phone")
+
+
+class EnrichMetrics:
+    """Requests to Cleanlist.ai, contacts by outcome, credits spent, verdicts on found emails."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            "emailgate_enrich_requests_total", "Requests to the enrichment provider.",
+            ["provider", "endpoint", "outcome"], registry=registry,
+        )  # fmt: skip
+        self.contacts = Counter(
+            "emailgate_enrich_contacts_total", "Enriched contacts by outcome.",
+            ["outcome"], registry=registry,
+        )  # fmt: skip
+        self.credits = Counter(
+            "emailgate_enrich_credits_spent_total",
+            "Enrichment provider credits spent (1 per email found, 10 per phone found).",
+            ["provider", "kind"], registry=registry,
+        )  # fmt: skip
+        self.emails = Counter(
+            "emailgate_enrich_emails_total", "Found emails by the verify pipeline's decision.",
+            ["decision", "state"], registry=registry,
+        )  # fmt: skip
+        self.enabled = Gauge(
+            "emailgate_enrich_enabled", "1 when enrichment is configured and its key valid.",
+            registry=registry,
+        )  # fmt: skip
+        for endpoint in ENRICH_ENDPOINTS:
+            for outcome in ENRICH_OUTCOMES:
+                self.requests.labels("cleanlist", endpoint, outcome)
+        for outcome in ENRICH_CONTACT_OUTCOMES:
+            self.contacts.labels(outcome)
+        for kind in ENRICH_CREDIT_KINDS:
+            self.credits.labels("cleanlist", kind)
+
+    def request(self, path: str, outcome: str) -> None:
+        """Count one request by the endpoint its path names."""
+        endpoint = "bulk" if path.endswith("/bulk") else "status" if "status" in path else (
+            "validate_key")  # fmt: skip
+        self.requests.labels("cleanlist", endpoint, outcome).inc()

@@ -22,7 +22,6 @@ from emailgate.bulk.assemble import BulkRoster, open_bulk
 from emailgate.cache import BoundedMemoryCache, SharedRedisCache, VerdictCache
 from emailgate.clock import Clock, monotonic
 from emailgate.config import ACCOUNT_NAMES, Settings, redact_url
-from emailgate.config import Settings, redact_url
 from emailgate.enrich.assemble import Enrichment, open_enrichment
 from emailgate.metrics import Metrics
 from emailgate.privacy import Hasher

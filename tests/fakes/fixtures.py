@@ -18,11 +18,10 @@ from tests.fakes.process import FakeProvidersProcess
 from tests.fakes.server import refused_port
 
 __all__ = [
+    "fake_cleanlist",
     "fake_cleanmylist",
     "fake_emailconsul",
     "fake_listcleaner",
-    "fake_cleanlist",
-    "fake_cleanmylist",
     "fake_listcleanser",
     "fake_providers_process",
     "refused_url",
@@ -54,6 +53,10 @@ async def fake_listcleaner() -> AsyncIterator[FakeListcleaner]:
 async def fake_emailconsul() -> AsyncIterator[FakeEmailConsul]:
     """An EmailConsul fake on a free 127.0.0.1 port, stopped after the test."""
     async with FakeEmailConsul() as fake:
+        yield fake
+
+
+@pytest.fixture
 async def fake_cleanlist() -> AsyncIterator[FakeCleanlist]:
     """A Cleanlist.ai fake on a free 127.0.0.1 port (its API under `fake.api_url`), stopped
     after the test."""

@@ -16,9 +16,8 @@ from emailgate.clock import FakeClock
 from emailgate.config import Secret, Settings
 from emailgate.enrich.cleanlist import CleanlistClient, Contact
 from emailgate.enrich.engine import Chunk, Enricher, JobFailed, Row, split
-from emailgate.enrich.metrics import EnrichMetrics
 from emailgate.enrich.sandbox import SandboxSource
-from emailgate.metrics import Metrics
+from emailgate.metrics import EnrichMetrics, Metrics
 from emailgate.pacing.window import LocalWindowPacer, WindowSpec
 from emailgate.providers.http import make_session
 from emailgate.rate import Rate
@@ -86,7 +85,7 @@ def engine(fake: FakeCleanlist, session: aiohttp.ClientSession, clock: FakeClock
     pacer = LocalWindowPacer(WindowSpec.for_rate(rate or Rate(60, 60.0)), clock=clock)
     client = CleanlistClient(session, fake.api_url, Secret(fake.api_key), pacer, sleep=sleep,
                              timeout=1.0)  # fmt: skip
-    return Enricher(client, services.verifier, metrics or EnrichMetrics(Metrics().registry),
+    return Enricher(client, services.verifier, metrics or Metrics().enrich,
                     context=context, clock=clock, sleep=sleep)  # fmt: skip
 
 
@@ -104,8 +103,9 @@ async def test_600_contacts_in_three_requests_every_email_verified(
     contacts[300] = Contact(first_name="Failtask", last_name="Y", company_domain="good.com")
     contacts[450] = Contact(first_name="Gone", last_name="Away", company_domain="gone.com")
     contacts[599] = Contact(first_name="Temp", last_name="Mail", company_domain="mailinator.com")
-    registry = Metrics().registry
-    metrics = EnrichMetrics(registry)
+    all_metrics = Metrics()
+    registry = all_metrics.registry
+    metrics = all_metrics.enrich
     ledger = Ledger()
     chunks = split(contacts)
     assert [len(c.contacts) for c in chunks] == [250, 250, 100]
@@ -243,7 +243,7 @@ async def test_the_sandbox_is_free_and_deterministic(services: Services) -> None
     results = []
     for _ in range(2):
         ledger = Ledger()
-        e = Enricher(SandboxSource(), services.verifier, EnrichMetrics(Metrics().registry),
+        e = Enricher(SandboxSource(), services.verifier, Metrics().enrich,
                      sandbox=True, use_providers=False, first_poll=0.0)  # fmt: skip
         await e.run(split(contacts), "full", ledger)
         rows = [ledger.rows[i].to_json(contacts[i]) for i in range(4)]

@@ -34,15 +34,18 @@ MAY_IMPORT: dict[str, set[str]] = {
     "cache": BASE | {"verify"},
     "providers": BASE | {"config", "pacing", "verify"},
     "bulk": BASE | {"config", "pacing", "providers", "verify"},
+    # Contact enrichment: a provider client and an engine that checks what it finds.
+    "enrich": BASE | {"config", "pacing", "providers", "verify"},
     # Batch jobs use the check and the providers through the same interfaces, never the
     # other way round: nothing below imports jobs.
-    "jobs": BASE | {"config", "pacing", "cache", "providers", "bulk", "verify"},
+    "jobs": BASE | {"config", "pacing", "cache", "providers", "bulk", "enrich", "verify"},
     # Composition: build the adapters from the settings and hand them to the pipeline.
-    "services": BASE | {"config", "pacing", "cache", "providers", "bulk", "verify", "jobs"},
+    "services": BASE
+    | {"config", "pacing", "cache", "providers", "bulk", "enrich", "verify", "jobs"},
     "appkeys": BASE | {"config", "services"},
     # The edge: access decides who may ask; http answers and imports access, never back.
     "access": BASE | {"config", "appkeys", "verify"},
-    "http": BASE | {"config", "appkeys", "access", "verify", "services", "jobs"},
+    "http": BASE | {"config", "appkeys", "access", "verify", "services", "jobs", "enrich"},
     "app": BASE
     | {
         "config",
@@ -55,11 +58,12 @@ MAY_IMPORT: dict[str, set[str]] = {
         "cache",
         "providers",
         "bulk",
+        "enrich",
     },
     "__main__": BASE | {"config", "access", "app", "http", "services", "verify", "jobs"},
 }
 
-ADAPTERS = {"cache", "providers", "http", "access", "services", "bulk", "jobs", "app"}
+ADAPTERS = {"cache", "providers", "http", "access", "services", "bulk", "enrich", "jobs", "app"}
 PURE_STAGES = ("syntax", "domains", "decision", "local", "result", "mail", "sandbox")
 NETWORK_OR_CACHE = {"aiodns", "pycares", "aiohttp", "redis", "aiocache", "cachetools"}
 

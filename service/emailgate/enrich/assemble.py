@@ -17,8 +17,7 @@ import redis.asyncio as aioredis
 from emailgate.clock import Clock, wall
 from emailgate.config import Settings
 from emailgate.enrich.cleanlist import CleanlistClient
-from emailgate.enrich.metrics import EnrichMetrics
-from emailgate.metrics import Metrics
+from emailgate.metrics import EnrichMetrics, Metrics
 from emailgate.pacing.base import Pacer
 from emailgate.pacing.window import LocalWindowPacer, WindowSpec
 from emailgate.providers.errors import ProviderError, Unauthorized
@@ -67,7 +66,7 @@ async def open_enrichment(
     check_key: bool = True,
 ) -> AsyncIterator[Enrichment]:
     """Enrichment as the settings configure it; the key is checked once here."""
-    em = EnrichMetrics(metrics.registry)
+    em = metrics.enrich
     if settings.cleanlist_api_key is None:
         yield Enrichment(em)
         return

@@ -38,7 +38,7 @@ from emailgate.enrich.cleanlist import (
     WorkflowState,
     WorkflowStatus,
 )
-from emailgate.enrich.metrics import EnrichMetrics
+from emailgate.metrics import EnrichMetrics
 from emailgate.providers.errors import NoCredits, ProviderError, RateLimited, Unauthorized
 from emailgate.verify.pipeline import CheckResult
 
