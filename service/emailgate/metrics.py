@@ -28,6 +28,8 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
+        self.enrich = EnrichMetrics(r)
+        """Enrichment's families (docs/enrich.md), on this registry."""
         self.checks = Counter(
             "emailgate_checks_total", "Verify checks answered.",
             ["context", "decision", "source"], registry=r,
@@ -95,8 +97,6 @@ class Metrics:
         self.inflight = Gauge(
             "emailgate_checks_in_flight", "Verify checks being answered now.", registry=r
         )
-        # Enrichment (docs/enrich.md): its own families, on this registry.
-        self.enrich = EnrichMetrics(r)
         self._hit = self.cache_lookups.labels("hit")
         self._miss = self.cache_lookups.labels("miss")
         self._check_children: dict[tuple[str, str, str], Counter] = {}

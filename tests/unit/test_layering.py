@@ -34,18 +34,18 @@ MAY_IMPORT: dict[str, set[str]] = {
     "cache": BASE | {"verify"},
     "providers": BASE | {"config", "pacing", "verify"},
     "bulk": BASE | {"config", "pacing", "providers", "verify"},
-    # Contact enrichment: a provider client and an engine that checks what it finds.
+    # Contact enrichment: a provider client and an engine that checks what it finds; services
+    # builds it, jobs and http use it (added to their lines below the table).
     "enrich": BASE | {"config", "pacing", "providers", "verify"},
     # Batch jobs use the check and the providers through the same interfaces, never the
     # other way round: nothing below imports jobs.
-    "jobs": BASE | {"config", "pacing", "cache", "providers", "bulk", "enrich", "verify"},
+    "jobs": BASE | {"config", "pacing", "cache", "providers", "bulk", "verify"},
     # Composition: build the adapters from the settings and hand them to the pipeline.
-    "services": BASE
-    | {"config", "pacing", "cache", "providers", "bulk", "enrich", "verify", "jobs"},
+    "services": BASE | {"config", "pacing", "cache", "providers", "bulk", "verify", "jobs"},
     "appkeys": BASE | {"config", "services"},
     # The edge: access decides who may ask; http answers and imports access, never back.
     "access": BASE | {"config", "appkeys", "verify"},
-    "http": BASE | {"config", "appkeys", "access", "verify", "services", "jobs", "enrich"},
+    "http": BASE | {"config", "appkeys", "access", "verify", "services", "jobs"},
     "app": BASE
     | {
         "config",
@@ -58,10 +58,12 @@ MAY_IMPORT: dict[str, set[str]] = {
         "cache",
         "providers",
         "bulk",
-        "enrich",
     },
     "__main__": BASE | {"config", "access", "app", "http", "services", "verify", "jobs"},
 }
+
+for _user in ("services", "jobs", "http", "app"):
+    MAY_IMPORT[_user] = MAY_IMPORT[_user] | {"enrich"}
 
 ADAPTERS = {"cache", "providers", "http", "access", "services", "bulk", "enrich", "jobs", "app"}
 PURE_STAGES = ("syntax", "domains", "decision", "local", "result", "mail", "sandbox")
