@@ -257,7 +257,8 @@ class FakeServer(Generic[C]):
     # -- the app ----------------------------------------------------------------------------
 
     def _make_app(self) -> web.Application:
-        app = web.Application(middlewares=[self._log_calls])
+        # Bulk uploads of 50,000 addresses are megabytes: far above aiohttp's 1 MiB default.
+        app = web.Application(middlewares=[self._log_calls], client_max_size=256 * 1024**2)
         self._add_api_routes(app)
         app.router.add_get("/_fake/config", self._get_config)
         app.router.add_post("/_fake/config", self._post_config)
