@@ -198,9 +198,9 @@ class VerdictCache:
         self._errors_logged = 0
 
     def key(self, address: Address) -> str:
-        """Case variants of one address share an entry: every mailbox provider we know of
-        treats local parts case-insensitively, and a repeat should not spend credits."""
-        return NAMESPACE + self.hasher.hash(address.email.casefold())
+        """ASCII case variants of one address share an entry (a repeat should not spend
+        credits); no other variant does (`Address.identity`)."""
+        return NAMESPACE + self.hasher.hash(address.identity)
 
     async def get(self, key: str, *, budget: float) -> Verdict | None:
         """The cached verdict, or None on a miss, an error or a damaged entry."""

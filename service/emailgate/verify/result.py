@@ -73,6 +73,19 @@ class Address:
     ascii_domain: str
     """The domain in IDNA (ASCII) form, what DNS and providers are asked about."""
 
+    @property
+    def identity(self) -> str:
+        """The mailbox this address names, for cache keys and duplicates (docs/access.md).
+
+        Mainstream providers treat ASCII letters of a local part alike in either case, so
+        those are lower-cased; nothing else is. Unicode case folding would make `ſam@`
+        (long s) and `STRAßE@` the same mailbox as `sam@` and `strasse@`: one person's
+        verdict would be served for another's address."""
+        return f"{self.user.translate(_ASCII_LOWER)}@{self.ascii_domain}"
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
