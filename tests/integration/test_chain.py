@@ -297,11 +297,13 @@ async def test_an_answer_nobody_can_settle_keeps_the_fail_open_floor(
 async def test_the_breaker_opens_after_repeated_failures(
     make_client: MakeClient, fake_listcleanser: FakeListCleanser, fake_cleanmylist: FakeCleanMyList
 ) -> None:
-    """Five 503s in a row open ListCleanser's circuit: the sixth check does not call it."""
+    """Five 503s for five domains (the provider itself failing) open ListCleanser's circuit:
+    the sixth check does not call it."""
     client = await start(make_client, fake_listcleanser, fake_cleanmylist)
     fake_listcleanser.fail(503, times=None)
+    domains = ["good.com", "gmail.com", "gamil.com", "aonly.com", "aaaaonly.net"]
     for i in range(7):
-        await verify(client, f"b{i}@good.com")
+        await verify(client, f"b{i}@{domains[i % len(domains)]}")
     assert lc_calls(fake_listcleanser) == 5
     assert await metric(client, "emailgate_circuit_open", provider="listcleanser") == 1
     assert await metric(client, "emailgate_provider_skips_total",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from emailgate.clock import FakeClock
-from emailgate.pacing.breaker import CircuitBreaker
+from emailgate.pacing.breaker import CircuitBreaker, domain_group
 from emailgate.pacing.bucket import BucketSpec, Gcra, Reservation
 from emailgate.pacing.local import LocalPacer
 from emailgate.rate import Rate
@@ -132,16 +132,19 @@ def test_late_callers_give_their_slot_up() -> None:
     assert r.late(0.211)
 
 
-def test_breaker_opens_after_repeated_failures_then_probes_once() -> None:
-    """5 failures open it; after the cool-down one probe goes; success closes it."""
+DOMAINS = ["good.com", "gmail.com", "orange.fr", "web.de", "mail.co.uk"]
+
+
+def test_breaker_opens_on_failures_across_domains_then_probes_once() -> None:
+    """5 failures on 5 domains open it; after the cool-down one probe goes; success closes it."""
     clock = FakeClock()
     changes: list[bool] = []
     breaker = CircuitBreaker(threshold=5, cool_down=30, clock=clock, on_change=changes.append)
-    for _ in range(4):
+    for domain in DOMAINS[:4]:
         assert breaker.allow()
-        breaker.record_failure()
+        breaker.record_failure(domain)
     assert breaker.state == "closed"
-    breaker.record_failure()
+    breaker.record_failure(DOMAINS[4])
     assert (breaker.state, changes) == ("open", [True])
     assert not breaker.allow()
     clock.advance(29.9)
@@ -149,19 +152,60 @@ def test_breaker_opens_after_repeated_failures_then_probes_once() -> None:
     clock.advance(0.1)
     assert breaker.allow()  # the probe
     assert not breaker.allow()  # only one
-    breaker.record_success()
+    breaker.record_success("good.com")
     assert (breaker.state, changes) == ("closed", [True, False])
     assert breaker.allow()
+
+
+def test_failures_of_one_registered_domain_never_open_it() -> None:
+    """A stalling mail server (one domain, or any number of names under it) is not an outage."""
+    breaker = CircuitBreaker(clock=FakeClock())
+    for i in range(500):
+        breaker.record_failure(f"x{i}.slow-mail.net")
+        breaker.record_failure("slow-mail.net")
+    assert breaker.state == "closed"
+
+
+def test_failures_among_many_successes_do_not_open_it() -> None:
+    """Failures on many domains while most calls succeed: the provider is answering."""
+    clock = FakeClock()
+    breaker = CircuitBreaker(clock=clock)
+    for i in range(100):
+        clock.advance(0.1)
+        breaker.record_failure(f"d{i}.com")
+        breaker.record_success("good.com")
+        breaker.record_success("gmail.com")
+    assert breaker.state == "closed"
+
+
+def test_old_failures_leave_the_window() -> None:
+    """Failures spread thinner than the window never add up to evidence."""
+    clock = FakeClock()
+    breaker = CircuitBreaker(threshold=5, window=60, clock=clock)
+    for i in range(20):
+        breaker.record_failure(f"d{i}.com")
+        clock.advance(16)
+    assert breaker.state == "closed"
+
+
+@pytest.mark.parametrize(
+    ("domain", "group"),
+    [("a.b.slow-mail.net", "slow-mail.net"), ("mail.co.uk", "mail.co.uk"),
+     ("x.mail.co.uk", "mail.co.uk"), ("good.com", "good.com"), ("com", "com")],
+)  # fmt: skip
+def test_domains_are_grouped_by_registered_domain(domain: str, group: str) -> None:
+    """Names under one registered domain count as one domain of evidence."""
+    assert domain_group(domain) == group
 
 
 def test_a_failed_probe_reopens_for_a_new_cool_down() -> None:
     """The probe fails: open again, for a whole cool-down from now."""
     clock = FakeClock()
-    breaker = CircuitBreaker(threshold=1, cool_down=10, clock=clock)
-    breaker.record_failure()
+    breaker = CircuitBreaker(threshold=1, min_domains=1, cool_down=10, clock=clock)
+    breaker.record_failure("good.com")
     clock.advance(10)
     assert breaker.allow()
-    breaker.record_failure()
+    breaker.record_failure("good.com")
     assert breaker.state == "open"
     clock.advance(9)
     assert not breaker.allow()
@@ -172,19 +216,9 @@ def test_a_failed_probe_reopens_for_a_new_cool_down() -> None:
 def test_a_released_probe_lets_the_next_caller_probe() -> None:
     """A probe that did not call (no token) frees its place for the next caller."""
     clock = FakeClock()
-    breaker = CircuitBreaker(threshold=1, cool_down=10, clock=clock)
-    breaker.record_failure()
+    breaker = CircuitBreaker(threshold=1, min_domains=1, cool_down=10, clock=clock)
+    breaker.record_failure("good.com")
     clock.advance(10)
     assert breaker.allow()
     breaker.release()
     assert breaker.allow()
-
-
-def test_successes_reset_the_failure_count() -> None:
-    """Failures must be in a row: a success in between starts the count again."""
-    breaker = CircuitBreaker(threshold=3, clock=FakeClock())
-    for _ in range(10):
-        breaker.record_failure()
-        breaker.record_failure()
-        breaker.record_success()
-    assert breaker.state == "closed"

@@ -126,6 +126,7 @@ class Chain:
         """The first conclusive verdict before `deadline` (a reading of `clock`)."""
         inconclusive: Verdict | None = None
         why = Reason.UNAVAILABLE_PROVIDER
+        calls = 0
         for i, link in enumerate(self.links):
             left = deadline - FINISH - self.clock()
             if left < MIN_CALL:
@@ -152,17 +153,18 @@ class Chain:
             budget = deadline - FINISH - self.clock()
             if i < len(self.links) - 1:
                 budget = max(min(budget, MIN_CALL), budget * FIRST_SHARE)
+            calls += 1
             verdict = await self._call(link, address, budget)
             if verdict is None:
                 continue
             if verdict.state is not State.UNKNOWN:
-                return ChainOutcome(verdict)
+                return ChainOutcome(verdict, calls=calls)
             inconclusive = inconclusive or verdict
         if inconclusive is not None:
             # The provider could not tell either: fail open like the local verdict would.
             score = max(inconclusive.score, local.FAIL_OPEN_FLOOR)
-            return ChainOutcome(dataclasses.replace(inconclusive, score=score))
-        return ChainOutcome(None, why)
+            return ChainOutcome(dataclasses.replace(inconclusive, score=score), calls=calls)
+        return ChainOutcome(None, why, calls=calls)
 
     async def _call(self, link: Link, address: Address, budget: float) -> Verdict | None:
         name = link.name
@@ -171,15 +173,15 @@ class Chain:
             verdict = await link.provider.verify(address, budget)
         except ProviderError as e:
             self.metrics.provider_requests.labels(name, e.outcome).inc()
-            await self._failed(link, e)
+            await self._failed(link, e, address)
             return None
         finally:
             self.metrics.provider_duration.labels(name).observe(self.clock() - start)
         self.metrics.provider_requests.labels(name, "ok").inc()
-        link.breaker.record_success()
+        link.breaker.record_success(address.ascii_domain)
         return verdict
 
-    async def _failed(self, link: Link, error: ProviderError) -> None:
+    async def _failed(self, link: Link, error: ProviderError, address: Address) -> None:
         name = link.name
         if isinstance(error, RateLimited):
             link.breaker.release()
@@ -204,7 +206,8 @@ class Chain:
                        "pause_s": UNAUTHORIZED_PAUSE},
             )  # fmt: skip
         else:
-            link.breaker.record_failure()
+            # The breaker weighs this by domain: a stalling mail server is not a provider outage.
+            link.breaker.record_failure(address.ascii_domain)
             log.info(
                 "provider call failed",
                 extra={"event": "provider_error", "provider": name, "outcome": error.outcome},

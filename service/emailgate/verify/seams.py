@@ -48,6 +48,8 @@ class ChainOutcome:
     why_none: Reason = Reason.UNAVAILABLE_PROVIDER
     """`timeout` when the deadline ran out, `unavailable_provider` when every provider was
     skipped or failed, `unknown` when no provider is configured."""
+    calls: int = 0
+    """Provider calls made for it, answered or not: what the caller is charged."""
 
 
 class VerdictSource(Protocol):
