@@ -19,6 +19,9 @@ UNKNOWN = ipaddress.IPv6Address("::")
 # A whole IPv6 /64 usually belongs to one customer line: limiting single addresses in it would
 # hand one client 2**64 fresh budgets.
 IPV6_PREFIX = 64
+# And a /48 is one site (RIRs hand out /48s to end sites): it holds 65,536 /64s, each of them
+# a fresh budget to whoever holds the /48, so credit budgets also count per /48.
+IPV6_SITE_PREFIX = 48
 
 
 def parse_ip(text: str) -> IPAddress | None:
@@ -69,3 +72,10 @@ def bucket_of(ip: IPAddress) -> str:
     if isinstance(ip, ipaddress.IPv6Address):
         return str(ipaddress.IPv6Network((ip, IPV6_PREFIX), strict=False))
     return str(ip)
+
+
+def site_of(ip: IPAddress) -> str | None:
+    """The site of an IPv6 address (its /48); None for IPv4, where one address is the unit."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((ip, IPV6_SITE_PREFIX), strict=False))
+    return None

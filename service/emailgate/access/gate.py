@@ -20,7 +20,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from prometheus_client import Counter as PromCounter
 
-from emailgate.access.clientip import IPAddress, bucket_of, client_ip
+from emailgate.access.clientip import IPAddress, bucket_of, client_ip, site_of
 from emailgate.access.counters import Counter, MemoryCounter, RedisCounter, Window
 from emailgate.access.grant import GRANT, OPEN, RESPONSE_HEADERS, SPENT, Grant
 from emailgate.access.keys import ClientKey, KeyKind, KeyRing, KeysFileError, load_keys
@@ -32,6 +32,9 @@ from emailgate.privacy import Hasher
 from emailgate.rate import Rate
 
 log = logging.getLogger("emailgate.access")
+
+PUBLIC = Grant(history=False)
+"""A public key within its budgets: providers, but no history in the answer."""
 
 API = {"/api/v1/verify": "verify", "/api/v1/credits": "credits"}
 """The paths behind the gate, and what they do."""
@@ -50,6 +53,10 @@ OPEN_NAME = "open"
 """The `key` label of requests admitted without a keys file."""
 
 BUDGET_PERIOD_S = 3600.0
+SITE_BUDGET_FACTOR = 4
+"""An IPv6 /48 (one site: a household's or an office's lines) gets this many client budgets."""
+KEY_BUDGET_FACTOR = 10
+"""A public key's own hourly budget, without `credits_per_hour`: this many client budgets."""
 
 _REFUSALS: dict[int, type[web.HTTPException]] = {
     401: web.HTTPUnauthorized,
@@ -239,29 +246,56 @@ class Gate:
         self.requests.labels(key.name, label).inc()
         return await handler(request)
 
+    def credit_budgets(self, key: ClientKey, ip: IPAddress) -> list[tuple[str, Rate]]:
+        """The hourly budgets a public key's provider-backed answer is taken from, all at
+        once: the client (an IPv4 address or IPv6 /64), its IPv6 /48, and the whole key.
+        Rotating addresses inside a /48 then buys nothing, and rotating /48s stops at the
+        key's own budget (docs/access.md, "What a public key can cost its owner")."""
+        per_client = self.settings.public_credits_per_hour
+        per_key = key.credits_per_hour
+        if per_key is None:
+            per_key = KEY_BUDGET_FACTOR * per_client
+        budgets = [(self._bucket("credits", bucket_of(ip)), Rate(per_client, BUDGET_PERIOD_S))]
+        site = site_of(ip)
+        if site is not None:
+            rate = Rate(SITE_BUDGET_FACTOR * per_client, BUDGET_PERIOD_S)
+            budgets.append((self._bucket("credits-site", site), rate))
+        budgets.append((self._bucket("credits-key", key.name), Rate(per_key, BUDGET_PERIOD_S)))
+        return budgets
+
+    async def _reserve(self, budgets: list[tuple[str, Rate]]) -> list[str] | None:
+        """One credit from every budget, or none at all (the ones taken are given back)."""
+        taken: list[str] = []
+        for bucket, rate in budgets:
+            allowed = rate.count > 0 and (await self.counter.take(bucket, rate)).allowed
+            if not allowed:
+                for done in taken:
+                    await self.counter.give_back(done)
+                return None
+            taken.append(bucket)
+        return taken
+
     async def _admit_public(
         self, request: web.Request, handler: Handler, key: ClientKey, ip: IPAddress
     ) -> web.StreamResponse:
-        """A public key spends credits only within its client address's hourly budget."""
-        budget = self.settings.public_credits_per_hour
-        bucket = self._bucket("credits", bucket_of(ip))
-        reserved = False
-        if budget > 0:
-            window = await self.counter.take(bucket, Rate(budget, BUDGET_PERIOD_S))
-            reserved = window.allowed
-        if not reserved:
+        """A public key's answers are provider-backed only within its hourly budgets; past
+        any of them they come from local checks. Its answers never reveal history."""
+        taken = await self._reserve(self.credit_budgets(key, ip))
+        if taken is None:
             log.debug(
                 "credit budget spent: local checks only",
                 extra={"event": "credit_budget", "key": key.name, "client": self._client(ip)},
             )
-            return await self._admit(request, handler, key, Grant(use_providers=False), "local")
+            grant = Grant(use_providers=False, history=False)
+            return await self._admit(request, handler, key, grant, "local")
         try:
-            return await self._admit(request, handler, key, OPEN, "providers")
+            return await self._admit(request, handler, key, PUBLIC, "providers")
         finally:
             # Reserved before the check so that a burst cannot overspend; an answer that
-            # spent nothing (cache, local verdict, bad input) gives its reservation back.
+            # cost nothing (local verdict, bad input) gives its reservation back.
             if not request.get(SPENT, False):
-                await self.counter.give_back(bucket)
+                for bucket in taken:
+                    await self.counter.give_back(bucket)
 
     def _preflight(self, request: web.Request, headers: dict[str, str]) -> web.StreamResponse:
         """A CORS preflight: no key is sent with it, so the origin alone decides."""

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from emailgate.verify.result import PROVIDERS, Source
+
+if TYPE_CHECKING:
+    from emailgate.verify.pipeline import CheckResult
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,6 +19,9 @@ class Grant:
 
     use_providers: bool = True
     sandbox: bool = False
+    history: bool = True
+    """Whether the answer may tell that the address was checked before (`cached`, timing);
+    false for public keys, whose callers are anyone who can read a web page."""
 
 
 OPEN = Grant()
@@ -28,11 +35,13 @@ rate-limit state): the HTTP layer's `errors` middleware adds them last, so a han
 exception cannot lose them."""
 
 SPENT = web.RequestKey("spent_credit", bool)
-"""Set by the handler: whether the answer came fresh from a paid provider."""
+"""Set by the handler: whether the answer counts against a public key's credit budget."""
 
 PAID = frozenset(PROVIDERS)
 
 
-def note_answer(request: web.Request, source: Source, *, cached: bool) -> None:
-    """Record whether this answer spent a provider credit (for the public keys' budget)."""
-    request[SPENT] = not cached and source in PAID
+def note_answer(request: web.Request, result: CheckResult) -> None:
+    """Record whether this answer is charged to the caller's credit budget: it is when it
+    is provider-backed (fresh or from the cache: the two must look alike), and when it made
+    provider calls that failed or timed out (else failures would be free to cause)."""
+    request[SPENT] = result.provider_calls > 0 or result.verdict.source in PAID

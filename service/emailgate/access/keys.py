@@ -25,7 +25,7 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 # Names go into log lines; keep them to characters that cannot forge or break one.
 _NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
-_FIELDS = frozenset({"name", "kind", "sha256", "origins", "ips", "rate"})
+_FIELDS = frozenset({"name", "kind", "sha256", "origins", "ips", "rate", "credits_per_hour"})
 
 
 class KeyKind(StrEnum):
@@ -60,6 +60,9 @@ class ClientKey:
     """Client addresses a private or test key is honoured from; empty: anywhere."""
     rate: Rate | None = None
     """Per client IP (public) or per key (private, test); None: EMAILGATE_OPEN_RATE."""
+    credits_per_hour: int | None = None
+    """Public keys: provider-backed answers per hour for the whole key, over every client;
+    None: ten times EMAILGATE_PUBLIC_CREDITS_PER_HOUR."""
 
     def __repr__(self) -> str:
         # The digest is not the key, but nothing about a key needs to reach a log.
@@ -170,10 +173,16 @@ def _parse_entry(entry: Mapping[str, Any], where: str, problems: list[str]) -> C
             rate = None
         if rate is None:
             bad("'rate' must be a string like '30/60s'")
+    credits = entry.get("credits_per_hour")
+    if credits is not None:
+        if kind is not KeyKind.PUBLIC:
+            bad("'credits_per_hour' is for public keys; private and test keys have no budget")
+        elif isinstance(credits, bool) or not isinstance(credits, int) or credits < 0:
+            bad("'credits_per_hour' must be a whole number, 0 or more")
     if len(problems) > before or kind is None:
         return None
     assert isinstance(name, str)
-    return ClientKey(name, kind, bytes.fromhex(sha), frozenset(origins), tuple(ips), rate)
+    return ClientKey(name, kind, bytes.fromhex(sha), frozenset(origins), tuple(ips), rate, credits)
 
 
 def _origins(value: object, kind: KeyKind | None, bad: Any) -> list[str]:

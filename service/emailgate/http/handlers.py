@@ -60,11 +60,15 @@ async def _answer(request: web.Request, email: str, context: str) -> web.Respons
     grant = request.get(access.GRANT, access.OPEN)
     try:
         result = await verifier.check(
-            email, context, use_providers=grant.use_providers, sandbox=grant.sandbox
+            email,
+            context,
+            use_providers=grant.use_providers,
+            sandbox=grant.sandbox,
+            history=grant.history,
         )
     except UnknownContext as e:
         raise BadRequest(str(e)) from None
-    access.note_answer(request, result.verdict.source, cached=result.cached)
+    access.note_answer(request, result)
     body = orjson.dumps({"success": True, "data": result.to_dict()})
     return web.Response(body=body, headers={"Content-Type": JSON})
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Mapping
+import random
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +33,15 @@ NO_PROVIDER = ChainOutcome(None, Reason.UNKNOWN)
 # DNS answers in milliseconds when healthy; a silent name server must leave the providers most
 # of the budget, and must read as a DNS failure, not as the whole check timing out.
 DNS_SHARE = 0.4
+FRESH_SAMPLES = 256  # durations of fresh checks kept per source, for answers that hide history
+
+
+@dataclass(frozen=True, slots=True)
+class Fresh:
+    """A verdict nobody had cached, and the provider calls made for it."""
+
+    verdict: Verdict
+    calls: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +57,8 @@ class CheckResult:
     threshold: int
     cached: bool
     duration: float
+    provider_calls: int = 0
+    """Provider calls made for this answer, answered or not (what its caller is charged)."""
 
     def to_dict(self) -> dict[str, Any]:
         """RESULT as JSON-ready values, in its documented field order (docs/api.md)."""
@@ -88,6 +101,7 @@ class Verifier:
         deadline: float,
         chain: VerdictSource | None = None,
         clock: Clock = monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.lists = lists
         self.resolver = resolver
@@ -98,8 +112,11 @@ class Verifier:
         self.deadline = deadline
         self.chain = chain
         self.clock = clock
-        self.flight: SingleFlight[Verdict] = SingleFlight()
+        self.sleep = sleep
+        self.flight: SingleFlight[Fresh] = SingleFlight()
         self._warned_resolver = False
+        self._fresh_durations: dict[Source, deque[float]] = {}
+        self._random = random.Random()
 
     def threshold(self, context: str) -> int:
         """The threshold of `context`; raises UnknownContext (a 400 at the HTTP layer)."""
@@ -112,8 +129,14 @@ class Verifier:
         *,
         use_providers: bool = True,
         sandbox: bool = False,
+        history: bool = True,
     ) -> CheckResult:
-        """Check one address for `context` within the deadline. Never raises for bad input."""
+        """Check one address for `context` within the deadline. Never raises for bad input.
+
+        `history=False` (public keys): the answer must not tell whether anyone checked this
+        address before. A cache hit then answers `cached: false` after as long as a fresh
+        check of its kind takes, and without providers the cache is not read at all (its
+        provider verdicts would say someone paid for this address)."""
         threshold = self.threshold(context)
         start = self.clock()
         self.metrics.inflight.inc()
@@ -122,35 +145,59 @@ class Verifier:
                 address = parse_address(raw)
             except InvalidAddress:
                 return self._finish_invalid(raw, context, threshold, start)
-            verdict, cached = await self._verdict(address, start, use_providers, sandbox)
-            return self._finish(address, verdict, cached, context, threshold, start)
+            fresh, cached = await self._verdict(
+                address, start, use_providers, sandbox, read_cache=history or use_providers
+            )
+            result = self._finish(address, fresh, cached, context, threshold, start)
+            if cached and not history:
+                return await self._as_if_fresh(result, start)
+            return result
         finally:
             self.metrics.inflight.dec()
 
+    async def _as_if_fresh(self, result: CheckResult, start: float) -> CheckResult:
+        """A cache hit dressed as a fresh check: `cached` false, and a duration (and answer
+        time) drawn from recent fresh checks of the same source."""
+        samples = self._fresh_durations.get(result.verdict.source)
+        duration = self._random.choice(samples) if samples else result.duration
+        wait = duration - (self.clock() - start)
+        if wait > 0:
+            await self.sleep(wait)
+        return dataclasses.replace(result, cached=False, duration=max(duration, result.duration))
+
     async def _verdict(
-        self, address: Address, start: float, use_providers: bool, sandbox: bool
-    ) -> tuple[Verdict, bool]:
+        self,
+        address: Address,
+        start: float,
+        use_providers: bool,
+        sandbox: bool,
+        *,
+        read_cache: bool = True,
+    ) -> tuple[Fresh, bool]:
         if sandbox:
-            return sandbox_verdict(address), False
+            return Fresh(sandbox_verdict(address)), False
         facts = self.lists.facts(address.ascii_domain)
         role = self.lists.is_role(address.user)
         key = self.cache.key(address)
         deadline_at = start + self.deadline
-        cached = await self.cache.get(key, budget=deadline_at - self.clock())
-        if cached is not None:
-            return cached, True
+        if read_cache:
+            cached = await self.cache.get(key, budget=deadline_at - self.clock())
+            if cached is not None:
+                return Fresh(cached), True
         task, _shared = self.flight.start(
             (key, use_providers),
             lambda: self._fresh(address, facts, role, key, deadline_at, use_providers),
         )
         try:
-            verdict = await asyncio.wait_for(
+            fresh = await asyncio.wait_for(
                 asyncio.shield(task), max(0.0, deadline_at - self.clock())
             )
         except TimeoutError:
-            # Every stage keeps to the deadline on its own; this is the net under them.
-            verdict = local.timeout_verdict(address, facts, role)
-        return verdict, False
+            # Every stage keeps to the deadline on its own; this is the net under them. The
+            # run goes on and may call a provider: the caller is charged for one call.
+            calls = 1 if use_providers and self.chain is not None else 0
+            fresh = Fresh(local.timeout_verdict(address, facts, role), calls)
+        return fresh, False
 
     async def _fresh(
         self,
@@ -160,8 +207,9 @@ class Verifier:
         key: str,
         deadline_at: float,
         use_providers: bool,
-    ) -> Verdict:
+    ) -> Fresh:
         """A verdict nobody has cached: local checks, DNS, then providers; then store it."""
+        calls = 0
         if facts.disposable:
             verdict = local.disposable_verdict(address, facts, role)
         else:
@@ -170,7 +218,7 @@ class Verifier:
             mail = self._distrust(address.ascii_domain, mail)
             self.metrics.dns_lookups.labels(mail.status.value).inc()
             if mail.status.takes_mail or mail.status is MailStatus.ERROR:
-                verdict = await self._ask_providers(
+                verdict, calls = await self._ask_providers(
                     address, facts, role, mail, deadline_at, use_providers
                 )
             else:
@@ -183,7 +231,7 @@ class Verifier:
             # A local guess made only because this caller's provider budget ran out must not
             # stand in for a provider's answer that the next caller could get.
             await self.cache.set(key, verdict)
-        return verdict
+        return Fresh(verdict, calls)
 
     def _distrust(self, domain: str, mail: MailDomain) -> MailDomain:
         """A resolver that says gmail.com takes no mail is broken (captive portal, sandbox,
@@ -210,12 +258,13 @@ class Verifier:
         mail: MailDomain,
         deadline_at: float,
         use_providers: bool,
-    ) -> Verdict:
+    ) -> tuple[Verdict, int]:
         outcome = NO_PROVIDER
         if use_providers and self.chain is not None:
             outcome = await self.chain.verify(address, deadline_at)
         if outcome.verdict is None:
-            return local.domain_verdict(address, facts, role, mail, outcome.why_none)
+            verdict = local.domain_verdict(address, facts, role, mail, outcome.why_none)
+            return verdict, outcome.calls
         v = outcome.verdict
         return dataclasses.replace(
             v,
@@ -223,17 +272,24 @@ class Verifier:
             role=v.role or role,
             did_you_mean=v.did_you_mean or local.suggestion(address, facts),
             mx_record=v.mx_record or mail.mx,
-        )
+        ), outcome.calls
 
     def _finish(
         self,
         address: Address,
-        verdict: Verdict,
+        fresh: Fresh,
         cached: bool,
         context: str,
         threshold: int,
         start: float,
     ) -> CheckResult:
+        verdict = fresh.verdict
+        duration = self.clock() - start
+        if not cached and verdict.source is not Source.SANDBOX:
+            samples = self._fresh_durations.get(verdict.source)
+            if samples is None:
+                samples = self._fresh_durations[verdict.source] = deque(maxlen=FRESH_SAMPLES)
+            samples.append(duration)
         result = CheckResult(
             email_address=address.email,
             user=address.user,
@@ -243,9 +299,10 @@ class Verifier:
             context=context,
             threshold=threshold,
             cached=cached,
-            duration=self.clock() - start,
+            duration=duration,
+            provider_calls=fresh.calls,
         )
-        self._observe(result, self.hasher.hash(address.email.casefold()))
+        self._observe(result, self.hasher.hash(address.identity))
         return result
 
     def _finish_invalid(self, raw: str, context: str, threshold: int, start: float) -> CheckResult:
