@@ -60,19 +60,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def serve(settings: Settings, keys: KeyRing | None = None) -> int:
     """Run the HTTP service until SIGTERM or SIGINT, then shut down gracefully."""
-    from aiohttp import web
-
     from emailgate.app import create_app
+    from emailgate.http import server
     from emailgate.http.limits import server_options
 
-    web.run_app(
+    server.run(
         create_app(settings, keys=keys),
         host=settings.host,
         port=settings.port,
-        access_log=None,  # one JSON line per check is logged by the pipeline, addresses hashed
         shutdown_timeout=settings.shutdown_timeout_s,
-        print=None,
-        handle_signals=True,
+        access_log=None,  # one JSON line per check is logged by the pipeline, addresses hashed
         # Header sizes and slow clients (http/limits.py); the body limit is the app's own.
         **server_options(),
     )

@@ -1,5 +1,5 @@
 """Limits that keep one slow or oversized client from holding the server: given to aiohttp's
-server (`web.run_app` / `AppRunner`) and to the body-reading middleware.
+server (`http/server.py`, an AppRunner) and to the body-reading middleware.
 
 aiohttp closes a connection that has not delivered a whole request head within its keep-alive
 timeout (that timer also runs from the moment a connection opens), so that one setting bounds
@@ -26,7 +26,7 @@ LINGER_S = 2.0
 
 
 def server_options(*, idle_timeout: float = IDLE_TIMEOUT_S) -> dict[str, Any]:
-    """Keyword arguments for `web.run_app` or `web.AppRunner`."""
+    """Keyword arguments for `server.run` or `web.AppRunner`."""
     return {
         "max_line_size": MAX_REQUEST_LINE,
         "max_field_size": MAX_HEADER_FIELD,
