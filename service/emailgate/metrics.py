@@ -90,6 +90,11 @@ class Metrics:
             "1 while Redis is unreachable and in-process fallbacks are in force.",
             registry=r,
         )
+        self.hash_key_splits = Counter(
+            "emailgate_hash_key_splits_total",
+            "Times this replica found another hash key in Redis than its own and adopted it.",
+            registry=r,
+        )
         self.client_rejections = Counter(
             "emailgate_client_rejections_total", "Requests refused before a check.",
             ["why"], registry=r,

@@ -12,10 +12,20 @@ class Hasher:
     __slots__ = ("_key",)
 
     def __init__(self, key: bytes) -> None:
+        self._key = b""
+        self.rekey(key)
+
+    def rekey(self, key: bytes) -> None:
+        """Hash with `key` from now on (a replica adopting its fleet's key); every holder of
+        this hasher follows, since they share the object."""
         if len(key) < 16:
             raise ValueError("the hash key must be at least 16 bytes")
         # BLAKE2b takes keys up to 64 bytes; a longer setting is folded down first.
         self._key = key if len(key) <= 64 else hashlib.sha512(key).digest()
+
+    def fingerprint(self) -> str:
+        """A short digest of the key itself, to compare keys without showing them."""
+        return hashlib.blake2b(b"fingerprint", key=self._key, digest_size=4).hexdigest()
 
     @classmethod
     def random(cls) -> Hasher:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -23,6 +22,7 @@ from emailgate.cache import BoundedMemoryCache, SharedRedisCache, VerdictCache
 from emailgate.clock import Clock, monotonic
 from emailgate.config import ACCOUNT_NAMES, Settings, redact_url
 from emailgate.enrich.assemble import Enrichment, open_enrichment
+from emailgate.hashkey import SharedHashKey, fetch_or_create, new_key
 from emailgate.metrics import Metrics
 from emailgate.privacy import Hasher
 from emailgate.providers.assemble import open_chain
@@ -34,8 +34,6 @@ from emailgate.verify.pipeline import Verifier
 from emailgate.verify.seams import DomainResolver, VerdictSource
 
 log = logging.getLogger("emailgate.services")
-
-HASH_KEY_REDIS_KEY = "emailgate:v1:hash-key"
 
 
 @dataclass
@@ -57,6 +55,8 @@ class Services:
     """The bulk providers behind batch jobs, in EMAILGATE_BATCH_PROVIDERS order (None: none)."""
     enrichment: Enrichment | None = None
     """Contact enrichment (Cleanlist.ai); off without its key."""
+    hash_key: SharedHashKey | None = None
+    """The hash key shared through Redis, when EMAILGATE_HASH_KEY is not set."""
 
     def credits(self) -> dict[str, int | None]:
         """The last known credits per provider (None until a provider told us)."""
@@ -75,6 +75,9 @@ class Services:
                 checks["redis"] = (True, "reachable")
             except (aioredis.RedisError, OSError, TimeoutError) as e:
                 checks["redis"] = (False, f"unreachable ({type(e).__name__})")
+        if self.hash_key is not None:
+            await self.hash_key.verify()
+            checks["hash_key"] = self.hash_key.readiness()
         if isinstance(self.chain, Chain):
             degraded = [link.name for link in self.chain.links if link.pacer.degraded]
             if degraded:
@@ -122,16 +125,6 @@ async def warm_pool(client: aioredis.Redis, connections: int = 16) -> bool:
     return True
 
 
-async def shared_hash_key(client: aioredis.Redis) -> bytes | None:
-    """The fleet's hash key from Redis, created by whichever replica asks first."""
-    try:
-        await client.set(HASH_KEY_REDIS_KEY, secrets.token_hex(32), nx=True)
-        value = await client.get(HASH_KEY_REDIS_KEY)
-    except (TimeoutError, aioredis.RedisError, OSError):
-        return None
-    return value.encode() if isinstance(value, str) else value or None
-
-
 @contextlib.asynccontextmanager
 async def open_services(
     settings: Settings,
@@ -156,7 +149,9 @@ async def open_services(
             state = "reachable" if reachable else "NOT reachable; failing open until it is"
             notes.append(f"redis: {redact_url(settings.redis_url.reveal())} {state}")
 
-        hasher = await _hasher(settings, redis_client, notes)
+        hasher, shared_key = await _hasher(settings, redis_client, notes, metrics, clock)
+        if shared_key is not None:
+            await stack.enter_async_context(shared_key.watching())
 
         if resolver is None:
             resolver = MXResolver(settings.dns_servers, clock=clock)
@@ -218,19 +213,30 @@ async def open_services(
             credits_book=book,
             bulk=bulk,
             enrichment=enrichment,
+            hash_key=shared_key,
         )
         # Checks in flight finish before their resources close (graceful shutdown).
         stack.push_async_callback(verifier.flight.wait_all)
         yield services
 
 
-async def _hasher(settings: Settings, client: aioredis.Redis | None, notes: list[str]) -> Hasher:
+async def _hasher(
+    settings: Settings,
+    client: aioredis.Redis | None,
+    notes: list[str],
+    metrics: Metrics,
+    clock: Clock,
+) -> tuple[Hasher, SharedHashKey | None]:
     if settings.hash_key is not None:
-        return Hasher(settings.hash_key.reveal().encode())
+        return Hasher(settings.hash_key.reveal().encode()), None
     if client is not None:
-        key = await shared_hash_key(client)
-        if key is not None:
-            notes.append("hash key: shared through Redis (set EMAILGATE_HASH_KEY to choose it)")
-            return Hasher(key)
+        # Redis down at start: a key of our own until it answers, then the fleet's.
+        key = await fetch_or_create(client) or new_key()
+        hasher = Hasher(key)
+        notes.append(
+            "hash key: shared through Redis and watched for splits "
+            "(set EMAILGATE_HASH_KEY to choose it)"
+        )
+        return hasher, SharedHashKey(client, hasher, key, metrics=metrics, clock=clock)
     notes.append("hash key: random for this process (set EMAILGATE_HASH_KEY to share it)")
-    return Hasher.random()
+    return Hasher.random(), None

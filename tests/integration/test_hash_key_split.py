@@ -1,0 +1,130 @@
+"""Two real `emailgate serve` replicas on one real Redis, without EMAILGATE_HASH_KEY: when the
+shared hash key vanishes (Redis restarted empty, or an eviction) the fleet does not split
+into halves with their own cache and client limits; a split is said and healed."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import redis.asyncio as aioredis
+
+from emailgate.hashkey import REDIS_KEY, WATCH_S
+from tests.fakes.dns_server import DNSServer
+from tests.serviceproc import ServiceProcess
+
+TEST_KEY = "tk_test_integration_key"
+KEYS = f"""
+[[key]]
+name = "integration"
+kind = "test"
+sha256 = "{hashlib.sha256(TEST_KEY.encode()).hexdigest()}"
+rate = "100/60s"
+"""
+
+
+@dataclass
+class Fleet:
+    replicas: list[ServiceProcess]
+    redis: aioredis.Redis
+    env: dict[str, str]
+    logs: Path
+
+    async def start(self) -> ServiceProcess:
+        """One more replica with the same settings."""
+        log = self.logs / f"replica-{len(self.replicas)}.log"
+        replica = await ServiceProcess.start(self.env, log)
+        self.replicas.append(replica)
+        return replica
+
+
+@pytest.fixture
+async def fleet(tmp_path: Path, dns_server: DNSServer, redis_url: str) -> AsyncIterator[Fleet]:
+    """Replica A running on Redis; the test starts more with `fleet.start()`."""
+    keys = tmp_path / "keys.toml"
+    keys.write_text(KEYS)
+    env = {
+        "EMAILGATE_DNS_SERVERS": dns_server.address,
+        "EMAILGATE_API_KEYS_FILE": str(keys),
+        "EMAILGATE_REDIS_URL": redis_url,
+        "EMAILGATE_LOG_LEVEL": "info",
+    }
+    fleet = Fleet([], aioredis.Redis.from_url(redis_url), env, tmp_path)
+    try:
+        await fleet.start()
+        yield fleet
+    finally:
+        await fleet.redis.aclose()
+        for replica in fleet.replicas:
+            await replica.stop()
+
+
+def events(replica: ServiceProcess, name: str) -> list[dict[str, Any]]:
+    text = replica.log_path.read_text(errors="replace").rpartition("\n")[0]
+    return [e for e in map(json.loads, text.splitlines()) if e.get("event") == name]
+
+
+async def readyz(http: aiohttp.ClientSession, replica: ServiceProcess) -> dict[str, Any]:
+    async with http.get(f"{replica.url}/readyz") as r:
+        body: dict[str, Any] = await r.json()
+        assert r.status == 200, body
+        return body
+
+
+async def wait_until_agreed(http: aiohttp.ClientSession, replicas: list[ServiceProcess]) -> None:
+    """Until every replica's /readyz names the same key fingerprint (a few watch periods)."""
+    end = time.monotonic() + 4 * WATCH_S + 5
+    while True:
+        details = [(await readyz(http, r))["checks"]["hash_key"]["detail"] for r in replicas]
+        prints = {d.split("fingerprint ")[1][:8] for d in details}
+        if len(prints) == 1:
+            return
+        assert time.monotonic() < end, details
+        await asyncio.sleep(0.2)
+
+
+async def allowed_across(http: aiohttp.ClientSession, replicas: list[ServiceProcess]) -> int:
+    """200 requests with the test key (100/60s), alternating replicas: how many pass."""
+    passed = 0
+    for i in range(200):
+        replica = replicas[i % len(replicas)]
+        async with http.get(
+            f"{replica.url}/api/v1/verify",
+            params={"email": f"deliverable{i}@good.com"},
+            headers={"X-API-Key": TEST_KEY},
+        ) as r:
+            await r.read()
+            passed += r.status == 200
+    return passed
+
+
+@pytest.mark.parametrize("loss", ["restart", "eviction"])
+async def test_a_lost_hash_key_does_not_split_the_fleet(fleet: Fleet, loss: str) -> None:
+    """Redis restarts empty and a new replica writes its own key before the old one's, or the
+    key is evicted: within a few seconds both replicas hash alike again (the split is logged,
+    counted and shown in /readyz) and the test key's 100/60s holds across them."""
+    a = fleet.replicas[0]
+    if loss == "restart":
+        await fleet.redis.flushdb()
+        await fleet.redis.set(REDIS_KEY, "b" * 64)  # what replica B writes when it starts first
+    else:
+        await fleet.redis.delete(REDIS_KEY)
+    await fleet.start()
+    async with aiohttp.ClientSession() as http:
+        await wait_until_agreed(http, fleet.replicas)
+        if loss == "restart":
+            assert [e["level"] for e in events(a, "hash_key_split")] == ["warning"]
+            detail = (await readyz(http, a))["checks"]["hash_key"]["detail"]
+            assert "1 split(s) detected and healed" in detail
+            async with http.get(f"{a.url}/metrics") as r:
+                assert "emailgate_hash_key_splits_total 1.0" in await r.text()
+        assert await allowed_across(http, fleet.replicas) <= 100
+    assert b"b" * 64 not in a.log_path.read_bytes()  # the key itself is never logged
