@@ -196,6 +196,8 @@ class VerdictCache:
         self.op_timeout = op_timeout
         self._memory = backend if isinstance(backend, BoundedMemoryCache) else None
         self._errors_logged = 0
+        self.writes_paused = False
+        """Set by the Redis memory guard (redisguard.py) while Redis is near its limit."""
 
     def key(self, address: Address) -> str:
         """ASCII case variants of one address share an entry (a repeat should not spend
@@ -227,6 +229,8 @@ class VerdictCache:
             return
         if self._memory is not None:
             self._memory.put(key, verdict, ttl)
+            return
+        if self.writes_paused:
             return
         try:
             await self.backend.set(key, verdict, ttl=ttl, timeout=self.op_timeout)

@@ -90,6 +90,11 @@ class Metrics:
             "1 while Redis is unreachable and in-process fallbacks are in force.",
             registry=r,
         )
+        self.cache_writes_paused = Gauge(
+            "emailgate_cache_writes_paused",
+            "1 while verdicts are not written because Redis is near its maxmemory.",
+            registry=r,
+        )
         self.hash_key_splits = Counter(
             "emailgate_hash_key_splits_total",
             "Times this replica found another hash key in Redis than its own and adopted it.",

@@ -28,6 +28,7 @@ from emailgate.privacy import Hasher
 from emailgate.providers.assemble import open_chain
 from emailgate.providers.chain import Chain
 from emailgate.providers.credits import CreditsBook
+from emailgate.redisguard import RedisMemoryGuard
 from emailgate.verify.dns import MXResolver
 from emailgate.verify.domains import DomainLists
 from emailgate.verify.pipeline import Verifier
@@ -57,6 +58,8 @@ class Services:
     """Contact enrichment (Cleanlist.ai); off without its key."""
     hash_key: SharedHashKey | None = None
     """The hash key shared through Redis, when EMAILGATE_HASH_KEY is not set."""
+    memory_guard: RedisMemoryGuard | None = None
+    """Keeps verdicts from filling Redis to eviction, when the cache is in Redis."""
 
     def credits(self) -> dict[str, int | None]:
         """The last known credits per provider (None until a provider told us)."""
@@ -78,6 +81,8 @@ class Services:
         if self.hash_key is not None:
             await self.hash_key.verify()
             checks["hash_key"] = self.hash_key.readiness()
+        if self.memory_guard is not None:
+            checks["cache"] = self.memory_guard.readiness()
         if isinstance(self.chain, Chain):
             degraded = [link.name for link in self.chain.links if link.pacer.degraded]
             if degraded:
@@ -166,6 +171,10 @@ async def open_services(
                 cache_backend = BoundedMemoryCache(settings.cache_max_entries, clock=clock)
                 notes.append(f"cache: in memory, at most {settings.cache_max_entries} entries")
         cache = VerdictCache(cache_backend, hasher=hasher, metrics=metrics)
+        guard = None
+        if redis_client is not None and isinstance(cache_backend, SharedRedisCache):
+            guard = RedisMemoryGuard(redis_client, cache, metrics)
+            await stack.enter_async_context(guard.watching())
 
         book = CreditsBook(settings.active_providers, metrics)
         if chain is None:
@@ -214,6 +223,7 @@ async def open_services(
             bulk=bulk,
             enrichment=enrichment,
             hash_key=shared_key,
+            memory_guard=guard,
         )
         # Checks in flight finish before their resources close (graceful shutdown).
         stack.push_async_callback(verifier.flight.wait_all)

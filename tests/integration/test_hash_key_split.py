@@ -1,6 +1,7 @@
-"""Two real `emailgate serve` replicas on one real Redis, without EMAILGATE_HASH_KEY: when the
+"""Real `emailgate serve` replicas on one real Redis, without EMAILGATE_HASH_KEY: when the
 shared hash key vanishes (Redis restarted empty, or an eviction) the fleet does not split
-into halves with their own cache and client limits; a split is said and healed."""
+into halves with their own cache and client limits; a split is said and healed. And verdicts
+never fill Redis to the point where its eviction policy takes control state."""
 
 from __future__ import annotations
 
@@ -22,12 +23,19 @@ from tests.fakes.dns_server import DNSServer
 from tests.serviceproc import ServiceProcess
 
 TEST_KEY = "tk_test_integration_key"
+PRIVATE = "sk_live_backend_key_for_fill"
 KEYS = f"""
 [[key]]
 name = "integration"
 kind = "test"
 sha256 = "{hashlib.sha256(TEST_KEY.encode()).hexdigest()}"
 rate = "100/60s"
+
+[[key]]
+name = "backend"
+kind = "private"
+sha256 = "{hashlib.sha256(PRIVATE.encode()).hexdigest()}"
+rate = "1000000/60s"
 """
 
 
@@ -106,6 +114,7 @@ async def allowed_across(http: aiohttp.ClientSession, replicas: list[ServiceProc
     return passed
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loss", ["restart", "eviction"])
 async def test_a_lost_hash_key_does_not_split_the_fleet(fleet: Fleet, loss: str) -> None:
     """Redis restarts empty and a new replica writes its own key before the old one's, or the
@@ -128,3 +137,56 @@ async def test_a_lost_hash_key_does_not_split_the_fleet(fleet: Fleet, loss: str)
                 assert "emailgate_hash_key_splits_total 1.0" in await r.text()
         assert await allowed_across(http, fleet.replicas) <= 100
     assert b"b" * 64 not in a.log_path.read_bytes()  # the key itself is never logged
+
+
+@pytest.mark.slow
+async def test_verdicts_never_fill_redis_into_evicting_control_state(fleet: Fleet) -> None:
+    """Redis with a memory limit and allkeys-lru, already 80 % full of verdicts: thousands of
+    new verdicts later nothing was evicted (the hash key and the client-limit windows are
+    still there): verdict writes paused before the limit; /readyz and the metric say so."""
+    redis = fleet.redis
+    a = fleet.replicas[0]
+    info = await redis.info("memory")
+    limit = int(info["used_memory"]) + 4 * 1024 * 1024
+    old = await redis.config_get("maxmemory*")
+    await redis.config_set("maxmemory", limit)
+    await redis.config_set("maxmemory-policy", "allkeys-lru")
+    try:
+        filler = "x" * 1000
+        n = 0
+        while int((await redis.info("memory"))["used_memory"]) < 0.80 * limit:
+            async with redis.pipeline(transaction=False) as pipe:
+                for _ in range(100):
+                    pipe.set(f"emailgate:v1:verdict:filler{n}", filler, ex=600)
+                    n += 1
+                await pipe.execute()
+        before = int((await redis.info("stats"))["evicted_keys"])
+        async with aiohttp.ClientSession() as http:
+            assert await allowed_across(http, [a]) == 100  # a client-limit window in Redis
+            sem = asyncio.Semaphore(8)
+
+            async def fill(i: int) -> None:
+                async with (
+                    sem,
+                    http.get(
+                        f"{a.url}/api/v1/verify",
+                        params={"email": f"user{i}@good.com"},
+                        headers={"X-API-Key": PRIVATE},
+                    ) as r,
+                ):
+                    assert r.status == 200
+                    await r.read()
+
+            await asyncio.gather(*(fill(i) for i in range(2500)))
+            detail = (await readyz(http, a))["checks"]["cache"]["detail"]
+            async with http.get(f"{a.url}/metrics") as r:
+                metrics = await r.text()
+        assert int((await redis.info("stats"))["evicted_keys"]) == before
+        assert await redis.get(REDIS_KEY) is not None
+        assert [k async for k in redis.scan_iter("emailgate:v1:rl:*")]
+        assert "verdict writes paused" in detail
+        assert "emailgate_cache_writes_paused 1.0" in metrics
+        assert [e["event"] for e in events(a, "cache_writes_paused")] == ["cache_writes_paused"]
+    finally:
+        await redis.config_set("maxmemory", old["maxmemory"])
+        await redis.config_set("maxmemory-policy", old["maxmemory-policy"])
