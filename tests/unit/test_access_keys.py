@@ -191,3 +191,21 @@ def test_what_is_not_an_origin(bad: str) -> None:
 def test_null_and_missing_origins_are_none() -> None:
     """`Origin: null` (sandboxed frames, file://) is no origin at all."""
     assert origin_of(None) is None and origin_of("null") is None and origin_of("") is None
+
+
+def test_credits_per_hour_is_a_public_keys_own_budget() -> None:
+    """`credits_per_hour` parses for public keys (None when absent); elsewhere, or not a whole
+    number of 0 or more, it is a problem named with its key."""
+    ring = parse_keys(GOOD.replace('rate = "30/60s"', 'rate = "30/60s"\ncredits_per_hour = 500'))
+    assert ring.keys[0].credits_per_hour == 500
+    assert parse_keys(GOOD).keys[0].credits_per_hour is None
+    for value, where in [("-1", "signup-form"), ('"500"', "signup-form"), ("1.5", "signup-form"),
+                         ("true", "signup-form")]:  # fmt: skip
+        text = GOOD.replace('rate = "30/60s"', f'rate = "30/60s"\ncredits_per_hour = {value}')
+        with pytest.raises(KeysFileError) as e:
+            parse_keys(text)
+        assert any(where in p and "credits_per_hour" in p for p in e.value.problems)
+    private = GOOD.replace('ips = ["10.0.0.0/8", "192.0.2.7"]', "credits_per_hour = 5")
+    with pytest.raises(KeysFileError) as e:
+        parse_keys(private)
+    assert any("backend" in p and "public keys" in p for p in e.value.problems)

@@ -161,3 +161,20 @@ def test_every_named_exception_is_needed() -> None:
         exception for _, address, valid in CORPUS for exception in [_verdict(address, valid)[1]]
     }
     assert set(EXCEPTIONS) | {TRIMMED} <= used
+
+
+@pytest.mark.parametrize(
+    ("one", "other", "same"),
+    [
+        ("Sam.Smith@Gmail.com", "sam.smith@gmail.com", True),  # ASCII case: one mailbox
+        ("ſam@gmail.com", "sam@gmail.com", False),  # U+017F long s: casefold() says "s"
+        ("STRAßE@gmail.com", "strasse@gmail.com", False),  # casefold() says "strasse"
+        ("STRAßE@gmail.com", "straße@gmail.com", True),  # only the ASCII letters fold
+        ("ǅ@gmail.com", "ǆ@gmail.com", False),  # titlecase digraph: no Unicode lowering
+        ("kelvin@münchen.de", "kelvin@xn--mnchen-3ya.de", True),  # the domain in IDNA form
+        ("kelvin@gmail.com", "\u212aelvin@gmail.com", True),  # NFC (RFC 6532): K sign is K
+    ],
+)
+def test_identity_folds_only_ascii_case(one: str, other: str, same: bool) -> None:
+    """Two addresses are one mailbox (one cache entry) only up to ASCII case and IDNA."""
+    assert (parse_address(one).identity == parse_address(other).identity) is same
