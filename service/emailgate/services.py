@@ -29,7 +29,7 @@ from emailgate.providers.assemble import open_chain
 from emailgate.providers.chain import Chain
 from emailgate.providers.credits import CreditsBook
 from emailgate.redisguard import RedisMemoryGuard
-from emailgate.verify.dns import MXResolver
+from emailgate.verify.dns import DNS_MAX_ENTRIES, MXResolver
 from emailgate.verify.domains import DomainLists
 from emailgate.verify.pipeline import Verifier
 from emailgate.verify.seams import DomainResolver, VerdictSource
@@ -159,7 +159,9 @@ async def open_services(
             await stack.enter_async_context(shared_key.watching())
 
         if resolver is None:
-            resolver = MXResolver(settings.dns_servers, clock=clock)
+            # Domain answers are bounded too, never above the cache's own bound.
+            dns_entries = min(DNS_MAX_ENTRIES, settings.cache_max_entries)
+            resolver = MXResolver(settings.dns_servers, clock=clock, max_entries=dns_entries)
             if not settings.dns_servers:
                 notes.append("dns: the system's name servers")
         stack.push_async_callback(resolver.close)

@@ -235,6 +235,35 @@ async def test_a_unicode_case_variant_does_not_poison_the_real_mailbox(
     assert provider_calls(fake_listcleanser) == 2
 
 
+# -- 6. Memory growing with unique domains ------------------------------------------------
+
+
+async def test_the_dns_librarys_own_cache_keeps_no_more_domains_than_ours(
+    launch: Launch, dns_server: DNSServer
+) -> None:
+    """Unique domains of a wildcard zone whose answers live a day: once this service's own
+    bounded DNS cache (here 100 domains) has forgotten one, asking about it again reaches the
+    name server: c-ares did not keep it either, so its memory cannot grow with the flood."""
+    for i in range(250):
+        dns_server.zones[f"u{i}.wild-mail.net"] = Zone(mx=[(10, "mx.wild-mail.net")], ttl=86400)
+    service = await launch(cache_max_entries="100")
+    sem = asyncio.Semaphore(8)
+
+    async def one(http: aiohttp.ClientSession, email: str) -> None:
+        async with sem:
+            await check(http, service, email, PRIVATE)
+
+    def asked(domain: str) -> int:
+        return dns_server.queries.count((domain, "MX"))
+
+    async with aiohttp.ClientSession() as http:
+        await check(http, service, "first@u0.wild-mail.net", PRIVATE)
+        assert asked("u0.wild-mail.net") == 1
+        await asyncio.gather(*(one(http, f"a@u{i}.wild-mail.net") for i in range(1, 250)))
+        await check(http, service, "second@u0.wild-mail.net", PRIVATE)
+    assert asked("u0.wild-mail.net") == 2
+
+
 # -- 7. A history oracle -----------------------------------------------------------------
 
 
