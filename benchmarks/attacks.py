@@ -32,6 +32,7 @@ import json
 import os
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -312,8 +313,8 @@ async def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--only", choices=["breaker", "budget", "memory", "log"],
                    help="run one scenario and print it (no report)")  # fmt: skip
     args = p.parse_args(argv)
-    workdir = args.out / args.name
-    workdir.mkdir(parents=True, exist_ok=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="emailgate-attacks-"))  # the services' logs
     keys = workdir / "keys.toml"
     keys.write_text(KEYS)
     now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
@@ -339,6 +340,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
     (args.out / f"{args.name}.md").write_text(text)
     (args.out / f"{args.name}.json").write_text(json.dumps(results, indent=2))
     print(text)
+    print(f"logs of the services: {workdir}", file=sys.stderr)
     return 0
 
 

@@ -71,12 +71,21 @@ RESULT: dict[str, Any] = {
         },
         "mx_record": {**_nullable_str, "description": "Best MX host."},
         "smtp_provider": {**_nullable_str, "description": "Mailbox provider when known."},
-        "duration": {"type": "number", "minimum": 0, "description": "Seconds spent on this check."},
+        "duration": {
+            "type": "number",
+            "minimum": 0,
+            "description": "Seconds spent on this check (for public keys: as long as a fresh "
+            "check of its kind takes, also when answered from the cache).",
+        },
         "decision": {"type": "string", "enum": DECISIONS},
         "context": {"type": "string"},
         "threshold": {"type": "integer", "minimum": 0, "maximum": 100},
         "source": {"type": "string", "enum": SOURCES, "description": "Who produced the verdict."},
-        "cached": {"type": "boolean", "description": "Answered from the cache."},
+        "cached": {
+            "type": "boolean",
+            "description": "Answered from the cache; always false for public keys, whose "
+            "answers never tell whether the address was checked before.",
+        },
     },
 }
 
