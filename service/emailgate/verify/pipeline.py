@@ -34,6 +34,8 @@ NO_PROVIDER = ChainOutcome(None, Reason.UNKNOWN)
 # of the budget, and must read as a DNS failure, not as the whole check timing out.
 DNS_SHARE = 0.4
 FRESH_SAMPLES = 256  # durations of fresh checks kept per source, for answers that hide history
+PROVIDER_CHECK_S = 0.3  # a fresh provider-backed check's typical time, until one is measured
+PROVIDERS = frozenset({Source.LISTCLEANSER, Source.CLEANMYLIST})
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,8 +160,16 @@ class Verifier:
     async def _as_if_fresh(self, result: CheckResult, start: float) -> CheckResult:
         """A cache hit dressed as a fresh check: `cached` false, and a duration (and answer
         time) drawn from recent fresh checks of the same source."""
-        samples = self._fresh_durations.get(result.verdict.source)
-        duration = self._random.choice(samples) if samples else result.duration
+        source = result.verdict.source
+        samples = self._fresh_durations.get(source)
+        if not samples and source is not Source.LOCAL:
+            # No fresh check of this provider here yet (its verdicts came from peers): any
+            # provider's times, else a provider call's typical time.
+            samples = next((d for s, d in self._fresh_durations.items() if s in PROVIDERS), None)
+        if samples:
+            duration = self._random.choice(samples)
+        else:
+            duration = PROVIDER_CHECK_S if source is not Source.LOCAL else result.duration
         wait = duration - (self.clock() - start)
         if wait > 0:
             await self.sleep(wait)
