@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from emailgate.verify.result import PROVIDERS, Source
+from emailgate.verify.result import ACCOUNTS
 
 if TYPE_CHECKING:
     from emailgate.verify.pipeline import CheckResult
@@ -37,7 +37,8 @@ exception cannot lose them."""
 SPENT = web.RequestKey("spent_credit", bool)
 """Set by the handler: whether the answer counts against a public key's credit budget."""
 
-PAID = frozenset(PROVIDERS)
+PAID = frozenset(ACCOUNTS)
+"""Sources whose verdicts cost a credit (the real-time providers, and bulk ones via the cache)."""
 
 
 def note_answer(request: web.Request, result: CheckResult) -> None:

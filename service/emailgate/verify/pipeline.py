@@ -21,7 +21,7 @@ from emailgate.verify import local
 from emailgate.verify.decision import decide, threshold_of
 from emailgate.verify.domains import DomainFacts, DomainLists
 from emailgate.verify.mail import MailDomain, MailStatus
-from emailgate.verify.result import Address, Decision, Reason, Source, State, Verdict
+from emailgate.verify.result import ACCOUNTS, Address, Decision, Reason, Source, State, Verdict
 from emailgate.verify.sandbox import sandbox_verdict
 from emailgate.verify.seams import ChainOutcome, DomainResolver, VerdictSource, VerdictStore
 from emailgate.verify.singleflight import SingleFlight
@@ -35,7 +35,7 @@ NO_PROVIDER = ChainOutcome(None, Reason.UNKNOWN)
 DNS_SHARE = 0.4
 FRESH_SAMPLES = 256  # durations of fresh checks kept per source, for answers that hide history
 PROVIDER_CHECK_S = 0.3  # a fresh provider-backed check's typical time, until one is measured
-PROVIDERS = frozenset({Source.LISTCLEANSER, Source.CLEANMYLIST})
+PAID_SOURCES = frozenset(ACCOUNTS)  # real-time and bulk providers: their verdicts are cached
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +165,7 @@ class Verifier:
         if not samples and source is not Source.LOCAL:
             # No fresh check of this provider here yet (its verdicts came from peers): any
             # provider's times, else a provider call's typical time.
-            samples = next((d for s, d in self._fresh_durations.items() if s in PROVIDERS), None)
+            samples = next((d for s, d in self._fresh_durations.items() if s in PAID_SOURCES), None)
         if samples:
             duration = self._random.choice(samples)
         else:
