@@ -32,6 +32,9 @@ MAY_IMPORT: dict[str, set[str]] = {
     # Adapters: they implement verify's interfaces.
     "pacing": BASE,
     "cache": BASE | {"verify"},
+    # Redis-side upkeep: the fleet's hash key, and verdicts kept below the eviction limit.
+    "hashkey": BASE,
+    "redisguard": BASE | {"cache"},
     "providers": BASE | {"config", "pacing", "verify"},
     "bulk": BASE | {"config", "pacing", "providers", "verify"},
     # Contact enrichment: a provider client and an engine that checks what it finds; services
@@ -41,7 +44,8 @@ MAY_IMPORT: dict[str, set[str]] = {
     # other way round: nothing below imports jobs.
     "jobs": BASE | {"config", "pacing", "cache", "providers", "bulk", "verify"},
     # Composition: build the adapters from the settings and hand them to the pipeline.
-    "services": BASE | {"config", "pacing", "cache", "providers", "bulk", "verify", "jobs"},
+    "services": BASE
+    | {"config", "pacing", "cache", "hashkey", "redisguard", "providers", "bulk", "verify", "jobs"},
     "appkeys": BASE | {"config", "services"},
     # The edge: access decides who may ask; http answers and imports access, never back.
     "access": BASE | {"config", "appkeys", "verify"},
@@ -65,7 +69,8 @@ MAY_IMPORT: dict[str, set[str]] = {
 for _user in ("services", "jobs", "http", "app"):
     MAY_IMPORT[_user] = MAY_IMPORT[_user] | {"enrich"}
 
-ADAPTERS = {"cache", "providers", "http", "access", "services", "bulk", "enrich", "jobs", "app"}
+ADAPTERS = {"cache", "hashkey", "redisguard", "providers", "http", "access", "services", "bulk",
+            "enrich", "jobs", "app"}  # fmt: skip
 PURE_STAGES = ("syntax", "domains", "decision", "local", "result", "mail", "sandbox")
 NETWORK_OR_CACHE = {"aiodns", "pycares", "aiohttp", "redis", "aiocache", "cachetools"}
 
