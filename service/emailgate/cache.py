@@ -218,6 +218,8 @@ class VerdictCache:
             except BaseException as e:  # any cache failure is a miss
                 self._failed("get", e)
                 value = None
+            else:
+                self.metrics.redis_part("cache", degraded=False)
         verdict = self._load(value)
         self.metrics.cache_lookup(hit=verdict is not None)
         return verdict
@@ -238,6 +240,8 @@ class VerdictCache:
             raise
         except BaseException as e:
             self._failed("set", e)
+        else:
+            self.metrics.redis_part("cache", degraded=False)
 
     def _load(self, value: Any) -> Verdict | None:
         if value is None or isinstance(value, Verdict):
@@ -249,6 +253,7 @@ class VerdictCache:
 
     def _failed(self, op: str, error: BaseException) -> None:
         self.metrics.cache_error(op)
+        self.metrics.redis_part("cache", degraded=True)
         # Loud enough to notice, quiet enough not to flood the log during an outage.
         self._errors_logged += 1
         if self._errors_logged <= 5 or self._errors_logged % 1000 == 0:

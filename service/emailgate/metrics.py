@@ -85,11 +85,19 @@ class Metrics:
             "emailgate_dns_lookups_total", "Mail domain classifications by outcome.",
             ["status"], registry=r,
         )  # fmt: skip
-        self.redis_degraded = Gauge(
-            "emailgate_redis_degraded",
-            "1 while Redis is unreachable and in-process fallbacks are in force.",
+        self.dns_unreliable = Gauge(
+            "emailgate_dns_resolver_unreliable",
+            "1 while the DNS resolver is known to deny real mail domains: its negative answers "
+            "count as DNS errors (fail open).",
             registry=r,
         )
+        self.redis_degraded = Gauge(
+            "emailgate_redis_degraded",
+            "1 while Redis fails one of its users (cache, client limits, pacing) and an "
+            "in-process fallback is in force.",
+            registry=r,
+        )
+        self._redis_down: set[str] = set()
         self.cache_writes_paused = Gauge(
             "emailgate_cache_writes_paused",
             "1 while verdicts are not written because Redis is near its maxmemory.",
@@ -130,6 +138,22 @@ class Metrics:
     def cache_error(self, op: str) -> None:
         self.cache_errors.labels(op).inc()
 
+    def redis_part(self, part: str, *, degraded: bool) -> None:
+        """One user of Redis (`cache`, `limits`, `pacing:<provider>`) failed or recovered: the
+        gauge is 1 while any of them is degraded, and back to 0 only when all have recovered."""
+        down = self._redis_down
+        if degraded == (part in down):
+            return  # no change: the hot path pays one set lookup
+        if degraded:
+            down.add(part)
+        else:
+            down.discard(part)
+        self.redis_degraded.set(1 if down else 0)
+
+    def redis_degraded_parts(self) -> list[str]:
+        """The users of Redis on their fallback now, sorted."""
+        return sorted(self._redis_down)
+
     def prime(self, contexts: list[str], providers: list[str]) -> None:
         """Create the known label sets at zero, so dashboards and alerts see them from start."""
         for ctx in contexts:
@@ -145,7 +169,7 @@ class Metrics:
                 self.provider_skips.labels(p, why)
             self.circuit_open.labels(p).set(0)
             self.provider_paused.labels(p).set(0)
-        self.redis_degraded.set(0)
+        self.redis_degraded.set(1 if self._redis_down else 0)
 
     def prime_bulk(self, providers: list[str]) -> None:
         """The bulk providers' label sets at zero."""

@@ -63,3 +63,36 @@ async def test_memory_stays_bounded_under_a_flood_of_clients(clock: FakeClock) -
     clock.advance(61)
     await counter.take("late", rate)
     assert len(counter) == 1
+
+
+async def test_expired_short_windows_go_before_a_live_long_one(clock: FakeClock) -> None:
+    """60 s and 3600 s windows in one counter: once the 60 s ones end they are dropped, and the
+    bound never evicts the live 3600 s credit window while expired ones remain."""
+    counter = MemoryCounter(clock, max_buckets=10)
+    credits, minute = Rate(5, 3600.0), Rate(5, 60.0)
+    assert (await counter.take("credit", credits)).remaining == 4
+    for i in range(9):
+        await counter.take(f"client-{i}", minute)
+    assert len(counter) == 10
+    clock.advance(61)
+    await counter.take("late", minute)
+    assert len(counter) == 2  # the nine expired minute windows are gone
+    assert (await counter.take("credit", credits)).remaining == 3  # still counting
+
+
+async def test_over_the_bound_the_window_ending_first_goes(clock: FakeClock) -> None:
+    """A flood of live windows over the bound evicts the one that ends soonest, not the one
+    opened first (a long credit window outlives many short ones)."""
+    counter = MemoryCounter(clock, max_buckets=3)
+    credits, minute = Rate(5, 3600.0), Rate(5, 60.0)
+    await counter.take("credit", credits)
+    clock.advance(1)
+    await counter.take("a", minute)
+    clock.advance(1)
+    await counter.take("b", minute)
+    clock.advance(1)
+    await counter.take("c", minute)  # over the bound: "a" ends first
+    assert len(counter) == 3
+    assert (await counter.take("credit", credits)).remaining == 3
+    assert (await counter.take("b", minute)).remaining == 3
+    assert (await counter.take("a", minute)).remaining == 4  # started afresh

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -123,9 +124,16 @@ class RedisCounter:
     """Windows shared by every replica through Redis; in-process while Redis fails."""
 
     def __init__(
-        self, client: aioredis.Redis, fallback: MemoryCounter, *, prefix: str = "emailgate:v1:rl:"
+        self,
+        client: aioredis.Redis,
+        fallback: MemoryCounter,
+        *,
+        prefix: str = "emailgate:v1:rl:",
+        on_degraded: Callable[[bool], None] | None = None,
     ) -> None:
         self.client = client
+        self.on_degraded = on_degraded
+        """Told True when counting falls back to the process, False when Redis is back."""
         self.fallback = fallback
         self.prefix = prefix
         self._take = client.register_script(_TAKE)
@@ -167,6 +175,8 @@ class RedisCounter:
 
     def _degrade(self, error: BaseException) -> None:
         if self.switch.failed():
+            if self.on_degraded is not None:
+                self.on_degraded(True)
             log.warning(
                 "client limits: Redis failed, counting in this process until it answers",
                 extra={"event": "client_limits_degraded", "error": type(error).__name__},
@@ -174,6 +184,8 @@ class RedisCounter:
 
     def _recover(self) -> None:
         if self.switch.answered():
+            if self.on_degraded is not None:
+                self.on_degraded(False)
             log.info(
                 "client limits: Redis answers again, counting shared",
                 extra={"event": "client_limits_shared"},

@@ -122,7 +122,12 @@ class Gate:
         self.hasher = hasher
         self.memory.clock = clock
         if redis is not None:
-            self.counter = RedisCounter(redis, self.memory)
+            metrics = self.metrics
+
+            def on_degraded(degraded: bool) -> None:
+                metrics.redis_part("limits", degraded=degraded)
+
+            self.counter = RedisCounter(redis, self.memory, on_degraded=on_degraded)
 
     def reload(self) -> bool:
         """Read the keys file again; on any problem keep the keys in force and log why."""

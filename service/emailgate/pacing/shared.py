@@ -157,7 +157,7 @@ class RedisPacer:
             return
         self._hold_on_return = True
         self.fallback.hold(self.hold)
-        self.metrics.redis_degraded.set(1)
+        self.metrics.redis_part(f"pacing:{self.provider}", degraded=True)
         log.warning(
             "Redis unreachable: pacing falls back to this replica's share",
             extra={"event": "pacing_degraded", "provider": self.provider,
@@ -167,7 +167,7 @@ class RedisPacer:
     def _recovered(self) -> None:
         if not self.switch.answered():
             return
-        self.metrics.redis_degraded.set(0)
+        self.metrics.redis_part(f"pacing:{self.provider}", degraded=False)
         log.warning(
             "Redis reachable again: pacing shared across the fleet",
             extra={"event": "pacing_recovered", "provider": self.provider},
