@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import traceback
 from collections.abc import Awaitable, Callable, Sequence
 
 from emailgate.clock import Clock, monotonic
@@ -22,6 +23,7 @@ from emailgate.providers.credits import CreditsBook
 from emailgate.providers.errors import (
     NoCredits,
     ProviderError,
+    ProviderUnavailable,
     RateLimited,
     Unauthorized,
 )
@@ -170,7 +172,27 @@ class Chain:
         name = link.name
         start = self.clock()
         try:
-            verdict = await link.provider.verify(address, budget)
+            try:
+                verdict = await link.provider.verify(address, budget)
+            except ProviderError:
+                raise
+            except asyncio.CancelledError:
+                # The check went away mid-call: a half-open probe must not stay taken forever.
+                link.breaker.release()
+                raise
+            except Exception as e:
+                # A client bug or an answer it did not foresee: a failed call like any other,
+                # never a 500 for the checks sharing this flight, never a probe left hanging.
+                # No message or traceback in the log: either could quote the key-bearing URL.
+                where = traceback.extract_tb(e.__traceback__)[-1] if e.__traceback__ else None
+                log.error(
+                    "provider client raised an unexpected error; counted as a failed call",
+                    extra={"event": "provider_client_bug", "provider": name,
+                           "error": type(e).__name__,
+                           "at": f"{where.filename.rpartition('/')[2]}:{where.lineno}"
+                           if where else "?"},
+                )  # fmt: skip
+                raise ProviderUnavailable(f"{name}: unexpected {type(e).__name__}") from e
         except ProviderError as e:
             self.metrics.provider_requests.labels(name, e.outcome).inc()
             await self._failed(link, e, address)
@@ -217,7 +239,7 @@ class Chain:
         self.metrics.provider_skips.labels(link.name, why).inc()
 
     async def refresh_gauges(self) -> None:
-        """Bring each paused gauge back to 0 once its pause is over."""
+        """Each paused gauge as things are now: 0 once its pause is over (read before a scrape)."""
         for link in self.links:
             await link.refresh_gauge()
 

@@ -82,7 +82,7 @@ def parse_answer(body: Any) -> tuple[Verdict, int | None]:
         raise BadResponse(f"{NAME}: answer is not a JSON object")
     valid = _truth(body.get("valid"))
     score = body.get("score")
-    if isinstance(score, str) and score.isdigit():
+    if isinstance(score, str) and _is_digits(score):
         score = int(score)
     if (
         valid is None
@@ -115,10 +115,15 @@ def parse_answer(body: Any) -> tuple[Verdict, int | None]:
         possible_spamtrap=spamtrap,
     )
     quota = body.get("quota")
-    credits = int(quota) if isinstance(quota, str) and quota.strip().isdigit() else None
+    credits = int(quota) if isinstance(quota, str) and _is_digits(quota.strip()) else None
     if isinstance(quota, int) and not isinstance(quota, bool):
         credits = quota
     return verdict, credits
+
+
+def _is_digits(text: str) -> bool:
+    """ASCII digits only: str.isdigit() also passes "²" or "٣", which int() then refuses."""
+    return text.isascii() and text.isdigit()
 
 
 def _truth(value: Any) -> bool | None:
