@@ -67,10 +67,18 @@ class Services:
             return dict.fromkeys(ACCOUNT_NAMES)
         return self.credits_book.snapshot()
 
+    async def refresh_gauges(self) -> None:
+        """Bring gauges that describe a state with an end (a provider's pause) up to date; the
+        metrics endpoint calls this before each scrape, so a pause that is over reads 0."""
+        if isinstance(self.chain, Chain):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.chain.refresh_gauges(), timeout=1.0)
+
     async def readiness(self) -> dict[str, tuple[bool, str]]:
         """Each readiness check: (ok, detail)."""
         checks: dict[str, tuple[bool, str]] = {
             "lists": (len(self.lists) > 0, f"{len(self.lists)} domains loaded"),
+            "dns": self.verifier.trust.readiness(),
         }
         if self.redis is not None:
             try:
@@ -229,6 +237,8 @@ async def open_services(
         )
         # Checks in flight finish before their resources close (graceful shutdown).
         stack.push_async_callback(verifier.flight.wait_all)
+        recheck = asyncio.create_task(verifier.trust.run(), name="dns-trust")
+        stack.push_async_callback(_cancel, recheck)
         yield services
 
 
@@ -252,3 +262,9 @@ async def _hasher(
         return hasher, SharedHashKey(client, hasher, key, metrics=metrics, clock=clock)
     notes.append("hash key: random for this process (set EMAILGATE_HASH_KEY to share it)")
     return Hasher.random(), None
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

@@ -24,6 +24,7 @@ import pytest
 import yaml
 
 from tests.conftest import ZONES, free_port
+from tests.fakes.dns_server import NXDOMAIN
 from tests.fakes.server import refused_port
 from tests.live import live_app
 
@@ -96,6 +97,21 @@ def test_service_without_redis_stays_in_the_service() -> None:
         assert "redis" in failing
         with urllib.request.urlopen(f"{url}/api/v1/verify?email=ann@good.com", timeout=5) as r:
             assert r.status == 200
+        assert run_probe(port_of(url)) == 0
+
+
+def test_service_with_a_lying_resolver_stays_in_the_service() -> None:
+    """A real service whose resolver denies gmail.com answers 503 on /readyz (dns failing) and
+    still passes the probe: it answers every check, failing open on DNS."""
+    lying = {**ZONES, "gmail.com": NXDOMAIN}
+    with live_app({}, lying) as url:
+        with urllib.request.urlopen(f"{url}/api/v1/verify?email=jo@gmail.com", timeout=5) as r:
+            assert json.load(r)["data"]["reason"] == "dns_error"
+        with pytest.raises(urllib.error.HTTPError) as caught:
+            urllib.request.urlopen(f"{url}/readyz", timeout=5)
+        assert caught.value.code == 503
+        failing = {n for n, c in json.load(caught.value)["checks"].items() if not c["ok"]}
+        assert failing == {"dns"}
         assert run_probe(port_of(url)) == 0
 
 

@@ -102,6 +102,9 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     """GET /metrics: Prometheus text exposition."""
+    services = request.app.get(appkeys.SERVICES)
+    if services is not None:
+        await services.refresh_gauges()
     registry = request.app[appkeys.METRICS].registry
     return web.Response(
         body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}

@@ -23,7 +23,7 @@ from aiodns import error as ares
 
 from emailgate.clock import Clock, monotonic
 from emailgate.lru import TtlLru
-from emailgate.verify.mail import MailDomain, MailStatus
+from emailgate.verify.mail import NEGATIVE, MailDomain, MailStatus
 from emailgate.verify.singleflight import SingleFlight
 
 # Cache bounds for domain answers: positive answers follow the record's TTL within these.
@@ -108,8 +108,14 @@ class MXResolver:
         """The cached answer for `domain` if still fresh."""
         return self._cache.get(domain)
 
-    async def lookup(self, domain: str, timeout: float) -> MailDomain:
-        hit = self.cached(domain)
+    def forget_negative(self) -> None:
+        for domain in list(self._cache):
+            answer = self._cache.get(domain)
+            if answer is not None and answer.status in NEGATIVE:
+                self._cache.pop(domain)
+
+    async def lookup(self, domain: str, timeout: float, *, fresh: bool = False) -> MailDomain:
+        hit = None if fresh else self.cached(domain)
         if hit is not None:
             return hit
         if timeout <= 0:

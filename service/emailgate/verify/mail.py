@@ -21,6 +21,10 @@ class MailStatus(StrEnum):
         return self in (MailStatus.MX, MailStatus.IMPLICIT)
 
 
+NEGATIVE = frozenset((MailStatus.NXDOMAIN, MailStatus.NO_MAIL))
+"""Answers that say a domain takes no mail."""
+
+
 @dataclass(frozen=True, slots=True)
 class MailDomain:
     """The answer for one domain."""

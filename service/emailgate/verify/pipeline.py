@@ -21,6 +21,7 @@ from emailgate.verify import local
 from emailgate.verify.decision import decide, threshold_of
 from emailgate.verify.domains import DomainFacts, DomainLists
 from emailgate.verify.mail import MailDomain, MailStatus
+from emailgate.verify.resolver_trust import ResolverTrust
 from emailgate.verify.result import ACCOUNTS, Address, Decision, Reason, Source, State, Verdict
 from emailgate.verify.sandbox import sandbox_verdict
 from emailgate.verify.seams import ChainOutcome, DomainResolver, VerdictSource, VerdictStore
@@ -116,7 +117,7 @@ class Verifier:
         self.clock = clock
         self.sleep = sleep
         self.flight: SingleFlight[Fresh] = SingleFlight()
-        self._warned_resolver = False
+        self.trust = ResolverTrust(resolver, lists.popular, metrics=metrics)
         self._fresh_durations: dict[Source, deque[float]] = {}
         self._random = random.Random()
 
@@ -225,7 +226,7 @@ class Verifier:
         else:
             budget = min(deadline_at - self.clock(), self.deadline * DNS_SHARE)
             mail = await self.resolver.lookup(address.ascii_domain, budget)
-            mail = self._distrust(address.ascii_domain, mail)
+            mail = self.trust.judge(address.ascii_domain, mail)
             self.metrics.dns_lookups.labels(mail.status.value).inc()
             if mail.status.takes_mail or mail.status is MailStatus.ERROR:
                 verdict, calls = await self._ask_providers(
@@ -242,23 +243,6 @@ class Verifier:
             # stand in for a provider's answer that the next caller could get.
             await self.cache.set(key, verdict)
         return Fresh(verdict, calls)
-
-    def _distrust(self, domain: str, mail: MailDomain) -> MailDomain:
-        """A resolver that says gmail.com takes no mail is broken (captive portal, sandbox,
-        misconfigured forwarder): treat it as a DNS failure, fail open, and say so once."""
-        if (
-            mail.status.takes_mail
-            or mail.status is MailStatus.ERROR
-            or domain not in self.lists.popular
-        ):
-            return mail
-        if not self._warned_resolver:
-            self._warned_resolver = True
-            log.warning(
-                "the DNS resolver denies a popular mail domain; its answers are unreliable",
-                extra={"event": "dns_unreliable", "status": mail.status.value},
-            )
-        return MailDomain(MailStatus.ERROR, detail="resolver denies a popular mail domain")
 
     async def _ask_providers(
         self,

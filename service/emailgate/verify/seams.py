@@ -14,8 +14,13 @@ from emailgate.verify.result import Address, Reason, Verdict
 class DomainResolver(Protocol):
     """Stage 5's seam: `verify/dns.py`'s MXResolver, tests and other resolvers plug in here."""
 
-    async def lookup(self, domain: str, timeout: float) -> MailDomain:
-        """Classify `domain` (ASCII) within `timeout` seconds; never raises for DNS trouble."""
+    async def lookup(self, domain: str, timeout: float, *, fresh: bool = False) -> MailDomain:
+        """Classify `domain` (ASCII) within `timeout` seconds; never raises for DNS trouble.
+        `fresh`: ask the name server even when a cached answer is there."""
+        ...
+
+    def forget_negative(self) -> None:
+        """Drop cached answers that say a domain takes no mail (the resolver may have lied)."""
         ...
 
     async def close(self) -> None:
