@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import hashlib
 import os
+import socket
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -23,6 +25,35 @@ if TYPE_CHECKING:
     from emailgate.access.keys import KeyRing
 
 
+SERVE_HELP = """\
+Start the HTTP service on EMAILGATE_HOST:EMAILGATE_PORT (default 127.0.0.1:8080) and answer
+until SIGTERM or SIGINT. Every setting is an environment variable and none is required: with
+none it runs on embedded defaults (local checks only, in-process cache and pacing). What each
+does and its default: docs/api.md, "Settings". Read by this command:
+
+{settings}
+
+Signals: SIGTERM or SIGINT stop it gracefully (checks in flight finish, exit 0); SIGHUP re-reads
+EMAILGATE_API_KEYS_FILE. Exit status 2: a bad setting or an address it cannot listen on, told
+in one line naming the variable.
+"""
+
+CHECK_EXIT_CODES = """\
+exit status:
+  0 accept   the address passes the context's threshold
+  1 reject   it does not
+  2 usage    a bad argument, an unknown --context or a bad EMAILGATE_* setting
+"""
+
+
+def _settings_list() -> str:
+    names = sorted(Settings.variables())
+    width = max(len(n) for n in names) + 2
+    per_line = max(1, 96 // width)
+    rows = [names[i : i + per_line] for i in range(0, len(names), per_line)]
+    return "\n".join("  " + "".join(n.ljust(width) for n in row).rstrip() for row in rows)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
     parser = argparse.ArgumentParser(
@@ -30,10 +61,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--version", action="version", version=f"emailgate {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("serve", help="start the HTTP service (settings: EMAILGATE_* variables)")
-    check = commands.add_parser("check", help="check one address and print the result JSON")
+    commands.add_parser(
+        "serve",
+        help="start the HTTP service (settings: EMAILGATE_* variables)",
+        description=SERVE_HELP.format(settings=_settings_list()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    check = commands.add_parser(
+        "check",
+        help="check one address and print the result JSON",
+        description="Run the whole check once (cache, DNS, providers, as the EMAILGATE_*\n"
+        "variables configure them) and print the RESULT as JSON on stdout. Log lines go to\n"
+        "stderr: warnings only, unless EMAILGATE_LOG_LEVEL is set.",
+        epilog=CHECK_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     check.add_argument("email")
-    check.add_argument("--context", default="signup")
+    check.add_argument("--context", default="signup", help="threshold context (default: signup)")
     hash_key = commands.add_parser("hash-key", help="print the digest of KEY for a keys file")
     hash_key.add_argument("key", help="the client key (use - to read it from stdin)")
     args = parser.parse_args(argv)
@@ -50,12 +94,54 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings, keys = read_settings(os.environ)
     except SettingsError as e:
-        print(f"emailgate: {e}", file=sys.stderr)
+        for problem in e.problems:  # one line each, naming the variable
+            print(f"emailgate: {problem}", file=sys.stderr)
         return 2
-    logsetup.setup(settings.log_level)
     if args.command == "serve":
+        logsetup.setup(settings.log_level)
         return serve(settings, keys)
+    # `check` prints its RESULT: info lines (start-up notes, the check line) would only clutter
+    # a terminal that shows both streams, so it logs warnings unless asked for more.
+    explicit = os.environ.get("EMAILGATE_LOG_LEVEL", "").strip()
+    logsetup.setup(settings.log_level if explicit else "warning")
     return asyncio.run(check_once(settings, args.email, args.context))
+
+
+class ListenError(Exception):
+    """The service cannot listen where its settings say."""
+
+
+def listen(host: str, port: int) -> list[socket.socket]:
+    """Sockets bound to `host`:`port` (every address the name stands for), before anything
+    else starts: a port in use is a one-line error, not a traceback after "ready"."""
+    try:
+        infos = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE | socket.AI_ADDRCONFIG
+        )
+    except socket.gaierror as e:
+        raise ListenError(f"EMAILGATE_HOST: cannot listen on {host!r}: {e.strerror}") from None
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in dict.fromkeys(infos):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+    except OSError as e:
+        for sock in sockets:
+            sock.close()
+        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        if e.errno == errno.EADDRINUSE:
+            raise ListenError(
+                f"EMAILGATE_PORT: {where} is already in use (another emailgate?); "
+                "stop it or choose another EMAILGATE_PORT"
+            ) from None
+        raise ListenError(
+            f"EMAILGATE_HOST/EMAILGATE_PORT: cannot listen on {where}: {e.strerror}"
+        ) from None
+    return sockets
 
 
 def serve(settings: Settings, keys: KeyRing | None = None) -> int:
@@ -64,10 +150,14 @@ def serve(settings: Settings, keys: KeyRing | None = None) -> int:
     from emailgate.http import server
     from emailgate.http.limits import server_options
 
+    try:
+        sockets = listen(settings.host, settings.port)
+    except ListenError as e:
+        print(f"emailgate: {e}", file=sys.stderr)
+        return 2
     server.run(
         create_app(settings, keys=keys),
-        host=settings.host,
-        port=settings.port,
+        sockets=sockets,
         shutdown_timeout=settings.shutdown_timeout_s,
         access_log=None,  # one JSON line per check is logged by the pipeline, addresses hashed
         # Header sizes and slow clients (http/limits.py); the body limit is the app's own.

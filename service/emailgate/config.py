@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from emailgate.rate import Rate, RateSyntaxError
 from emailgate.verify.result import ACCOUNTS, BULK_PROVIDERS, PROVIDERS
@@ -60,9 +60,8 @@ def redact_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.password is None:
         return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
+    # The text after the last "@" is host[:port] as written (even when the port is bad).
+    host = parts.netloc.rpartition("@")[2]
     user = parts.username or ""
     return urlunsplit(parts._replace(netloc=f"{user}:****@{host}"))
 
@@ -266,12 +265,18 @@ class _Reader:
         if parts.scheme not in {"http", "https"} or not parts.hostname:
             self._bad(name, f"{redact_url(raw)!r} is not an http(s) URL")
             return None
+        if not _port_ok(parts):
+            self._bad(name, f"{redact_url(raw)!r}: the port is not a number in 1..65535")
+            return None
         return raw.rstrip("/")
 
     def redis_url(self, name: str, raw: str) -> Secret | None:
         parts = urlsplit(raw)
         if parts.scheme not in {"redis", "rediss", "unix"}:
             self._bad(name, f"{redact_url(raw)!r} is not a redis://, rediss:// or unix:// URL")
+            return None
+        if not _port_ok(parts):
+            self._bad(name, f"{redact_url(raw)!r}: the port is not a number in 1..65535")
             return None
         return Secret(raw)
 
@@ -322,7 +327,11 @@ class _Reader:
         servers = []
         for item in raw.split(","):
             item = item.strip()
-            host, port = _split_host_port(item)
+            try:
+                host, port = _split_host_port(item)
+            except ValueError:
+                self._bad(name, f"{item!r}: the port is not a number (host:port, [v6]:port)")
+                continue
             try:
                 ip = ipaddress.ip_address(host)
             except ValueError:
@@ -364,12 +373,31 @@ class _Reader:
 
 
 def _split_host_port(item: str) -> tuple[str, int | None]:
-    """`1.2.3.4:53`, `[::1]:53`, `1.2.3.4` or `::1` into host and optional port."""
+    """`1.2.3.4:53`, `[::1]:53`, `1.2.3.4` or `::1` into host and optional port; ValueError
+    when a port is there but is not a number (`[::1]:x53`, `1.2.3.4:`)."""
     if item.startswith("["):
         host, _, rest = item[1:].partition("]")
-        port = rest.removeprefix(":")
-        return host, int(port) if port.isdigit() else None
+        if not rest:
+            return host, None
+        if not rest.startswith(":"):
+            raise ValueError(item)
+        return host, _port_number(rest[1:])
     if item.count(":") == 1:
         host, _, port = item.partition(":")
-        return host, int(port) if port.isdigit() else -1
+        return host, _port_number(port)
     return item, None
+
+
+def _port_number(text: str) -> int:
+    if not (text.isascii() and text.isdigit()):
+        raise ValueError(text)
+    return int(text)
+
+
+def _port_ok(parts: SplitResult) -> bool:
+    """The URL's port, if it has one, is a number in 1..65535 (urlsplit checks only on use)."""
+    try:
+        port = parts.port
+    except ValueError:
+        return False
+    return port is None or port >= 1

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from http import HTTPStatus
 from typing import Any
 
@@ -110,15 +111,15 @@ class SafeAppRunner(web.AppRunner):
 def run(
     app: web.Application,
     *,
-    host: str,
-    port: int,
+    sockets: list[socket.socket],
     shutdown_timeout: float,
     **handler_options: Any,
 ) -> None:
-    """Serve `app` until SIGINT or SIGTERM, as `web.run_app` does."""
+    """Serve `app` on `sockets` (bound already, so a port in use fails before anything
+    starts) until SIGINT or SIGTERM, as `web.run_app` does."""
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    main = loop.create_task(_serve(app, host, port, shutdown_timeout, handler_options))
+    main = loop.create_task(_serve(app, sockets, shutdown_timeout, handler_options))
     try:
         loop.run_until_complete(main)
     except (GracefulExit, KeyboardInterrupt):
@@ -140,8 +141,7 @@ def run(
 
 async def _serve(
     app: web.Application,
-    host: str,
-    port: int,
+    sockets: list[socket.socket],
     shutdown_timeout: float,
     handler_options: dict[str, Any],
 ) -> None:
@@ -150,7 +150,8 @@ async def _serve(
     )
     await runner.setup()
     try:
-        await web.TCPSite(runner, host, port).start()
+        for sock in sockets:
+            await web.SockSite(runner, sock).start()
         await asyncio.Event().wait()  # until a signal raises GracefulExit here
     finally:
         await runner.cleanup()
