@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import json
 import socket
+from pathlib import Path
 
+import aiohttp
 import pytest
 
 from tests.fakes.dns_server import DNSServer
 from tests.integration.test_cli import EXE, run
+from tests.serviceproc import ServiceProcess
 
 
 def one_line(err: str) -> str:
@@ -89,3 +92,26 @@ async def test_check_output_is_the_result_alone_and_exits_2_on_misuse(
     assert code == 2 and "nope" in one_line(err)
     code, _, _ = await run(EXE, "check", env=env)
     assert code == 2
+
+
+async def test_the_demo_takes_a_multipart_post(dns_server: DNSServer, tmp_path: Path) -> None:
+    """A real `emailgate serve`: /demo answers a multipart form (what `curl -F` sends) like an
+    urlencoded one, a broken multipart body with a 400, and never a 500 or a traceback."""
+    service = await ServiceProcess.start(
+        {"EMAILGATE_DNS_SERVERS": dns_server.address}, tmp_path / "svc.log"
+    )
+    try:
+        async with aiohttp.ClientSession() as http:
+            form = aiohttp.FormData()
+            form.add_field("email", "<i>jo</i>@good.com")
+            form.add_field("note", b"\x00\x01", filename="note.bin")
+            async with http.post(f"{service.url}/demo", data=form) as r:
+                assert r.status == 200
+                assert "&lt;i&gt;jo&lt;/i&gt;@good.com" in await r.text()
+            broken = {"Content-Type": "multipart/form-data; boundary=nope"}
+            async with http.post(f"{service.url}/demo", data=b"garbage", headers=broken) as r:
+                assert r.status == 400
+                assert (await r.json())["success"] is False
+    finally:
+        assert await service.stop() == 0
+    assert "Traceback" not in (tmp_path / "svc.log").read_text()

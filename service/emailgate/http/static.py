@@ -5,11 +5,14 @@ from __future__ import annotations
 import hashlib
 import html
 from dataclasses import dataclass
+from email import policy as email_policy
+from email.parser import BytesParser
 from importlib import resources
 
 from aiohttp import web
 
 from emailgate import appkeys
+from emailgate.http.errors import BadRequest
 
 WIDGET_PATH = "/static/emailgate.js"
 DEMO_PATH = "/demo"
@@ -95,13 +98,36 @@ def install(app: web.Application) -> None:
 
     async def demo_submitted(request: web.Request) -> web.Response:
         # Stands in for a site's signup handler: it echoes (escaped) and keeps nothing.
-        form = await request.post()
-        email = form.get("email")
-        shown = html.escape(email if isinstance(email, str) else "")
+        shown = html.escape(await _posted_email(request))
         return web.Response(body=_THANKS.format(email=shown).encode(), headers=DEMO_HEADERS)
 
     app.router.add_get(DEMO_PATH, demo_page)
     app.router.add_post(DEMO_PATH, demo_submitted)
+
+
+async def _posted_email(request: web.Request) -> str:
+    """The form's `email` field, urlencoded or multipart; "" when there is none.
+
+    The body was already read by the body time limit (http/middlewares.py), which leaves
+    aiohttp's own multipart reader nothing to read: multipart is parsed from the bytes here.
+    """
+    if request.content_type != "multipart/form-data":
+        try:
+            email = (await request.post()).get("email")
+        except (ValueError, LookupError):  # an unknown charset, undecodable bytes
+            raise BadRequest("the form body cannot be read (charset?)") from None
+        return email if isinstance(email, str) else ""
+    body = await request.read()
+    head = f"Content-Type: {request.headers.get('Content-Type', '')}\r\n\r\n".encode()
+    message = BytesParser(policy=email_policy.HTTP).parsebytes(head + body)
+    if not message.is_multipart():
+        raise BadRequest("the multipart body has no parts (boundary missing or wrong)")
+    for part in message.iter_parts():
+        if part.get_param("name", header="content-disposition") == "email":
+            payload = part.get_payload(decode=True)
+            if isinstance(payload, bytes):
+                return payload.decode(part.get_content_charset() or "utf-8", "replace")
+    return ""
 
 
 def _etags(header: str) -> set[str]:
