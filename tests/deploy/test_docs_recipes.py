@@ -46,7 +46,8 @@ async def bash(script: str, cwd: Path, env: dict[str, str], log: Path) -> None:
         proc = await asyncio.create_subprocess_exec(
             "bash", "-euc", script, cwd=cwd, env=env, stdout=out, stderr=out
         )
-        assert await asyncio.wait_for(proc.wait(), 30) == 0, log.read_text()
+        code = await asyncio.wait_for(proc.wait(), 30)
+    assert code == 0, f"the recipe exited {code}; see {log}"
 
 
 async def healthy(port: int) -> None:
