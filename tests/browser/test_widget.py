@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+import io
 import re
 import socket
 import threading
@@ -18,6 +19,7 @@ from tests.browser.conftest import Site, snapshot
 from tests.conftest import ZONES
 from tests.live import live_app
 
+ROOT = Path(__file__).resolve().parents[2]
 PUBLIC_KEY = "pk_test_browser_widget_key_0123456789"
 TYPO = "someone@gamil.com"  # gamil.com takes mail: accepted, with a suggestion
 DISPOSABLE = "someone@mailinator.com"
@@ -38,6 +40,14 @@ def verify_requests(page: Page) -> list[Request]:
     return seen
 
 
+def demo_typo_example() -> str:
+    """The typo the demo page itself tells visitors to try."""
+    page = (ROOT / "service/emailgate/static/demo.html").read_text()
+    found = re.search(r"a typo: <code>([^<]+)</code>", page)
+    assert found, "the demo page no longer offers a typo example"
+    return html.unescape(found.group(1))
+
+
 def test_demo_typo_suggestion_fills_the_field_on_click(page: Page, service: str) -> None:
     """A typo shows "Did you mean …?" on blur; clicking the suggestion fills the field."""
     page.goto(f"{service}/demo")
@@ -47,13 +57,47 @@ def test_demo_typo_suggestion_fills_the_field_on_click(page: Page, service: str)
     suggestion = page.get_by_role("button", name=GOOD)
     expect(suggestion).to_be_visible()
     expect(page.locator(".emailgate-message")).to_have_text(f"Did you mean {GOOD}?")
-    snapshot(page, "demo-suggestion")  # the picture in the README
     suggestion.click()
     expect(email).to_have_value(GOOD)
     expect(email).to_be_focused()
     expect(suggestion).to_have_count(0)
     page.locator("#submit").click()
     expect(page.locator("#submitted-email")).to_have_text(GOOD)
+
+
+def test_the_demo_typo_example_reads_did_you_mean_first(page: Page, service: str) -> None:
+    """The demo's own typo example (gmial.com, a typo-squat listed as disposable, so
+    rejected): the message begins with "Did you mean …?", the refusal only after it. This
+    is the picture in the README and docs/widget.md (docs/img/demo.png)."""
+    typo = demo_typo_example()
+    page.goto(f"{service}/demo")
+    email = page.locator("#email")
+    email.fill(typo)
+    email.blur()
+    message = page.locator(".emailgate-message")
+    expect(message).to_have_text(re.compile(rf"^Did you mean\s*{re.escape(GOOD)}\s*\?\s*\S"))
+    expect(message).to_contain_text("Disposable email addresses can't be used here.")
+    snapshot(page, "demo-suggestion")
+    page.get_by_role("button", name=GOOD).click()
+    expect(email).to_have_value(GOOD)
+
+
+def test_the_docs_screenshot_is_the_page_as_it_is(page: Page, service: str) -> None:
+    """docs/img/demo.png is what the demo page shows for its own typo example today (same
+    size; at most 1 % of pixels differ, for font hinting): regenerate it when the page changes
+    (copy test-artifacts/browser/demo-suggestion.png)."""
+    from PIL import Image, ImageChops
+
+    page.goto(f"{service}/demo")
+    page.locator("#email").fill(demo_typo_example())
+    page.locator("#email").blur()
+    expect(page.get_by_role("button", name=GOOD)).to_be_visible()
+    fresh = Image.open(io.BytesIO(page.screenshot(full_page=True))).convert("RGB")
+    docs = Image.open(ROOT / "docs/img/demo.png").convert("RGB")
+    assert docs.size == fresh.size, (docs.size, fresh.size)
+    diff = ImageChops.difference(docs, fresh).convert("L").point(lambda v: 255 if v > 40 else 0)
+    changed = sum(1 for v in diff.getdata() if v) / (docs.size[0] * docs.size[1])
+    assert changed < 0.01, f"{changed:.1%} of docs/img/demo.png differs from the page"
 
 
 def test_demo_disposable_address_is_rejected_and_submit_blocked(page: Page, service: str) -> None:

@@ -204,14 +204,14 @@
     region.dataset.state = rejected ? "reject" : "";
     if (!result) return;
     var messages = field.settings.messages;
+    // The suggestion first: a typo-squat domain (gmial.com) is also disposable, and "Did you
+    // mean …?" is what the user needs to read, the reason for the refusal only after it.
+    if (result.did_you_mean) region.appendChild(suggestion(field, result.did_you_mean));
     if (rejected) {
+      if (result.did_you_mean) region.appendChild(document.createTextNode(" "));
       var line = document.createElement("span");
       line.textContent = messages[REJECT_BY_REASON[result.reason]] || messages.reject;
       region.appendChild(line);
-    }
-    if (result.did_you_mean) {
-      if (rejected) region.appendChild(document.createTextNode(" "));
-      region.appendChild(suggestion(field, result.did_you_mean));
     }
     // Once per answer, though a blur and a submit may both show it.
     if (fresh) input.dispatchEvent(new CustomEvent("emailgate:result", { detail: result, bubbles: true }));
