@@ -125,7 +125,11 @@ def write(
     )
     progress.say(f"report: {report_path}")
     for row in report.summary_rows(results):
-        progress.say(f"  [{row[0]}] {row[1]}: {row[2]} vs {row[3]} -> {row[4]} (target {row[5]})")
+        progress.say(f"  [{row[0]}] {row[1]}: {row[2]} vs {row[3]} -> {row[4]} "
+                     f"(target {row[5]}: {row[6].strip('*')})")  # fmt: skip
+    sentence = report.capacity(results)
+    if sentence is not None:
+        progress.say(sentence)
     return report_path
 
 

@@ -75,3 +75,18 @@ def test_plots_are_png_files(tiny_run: Path) -> None:
         png = tiny_run / "tiny" / f"{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
         assert f"](tiny/{name}.png)" in text
+
+
+@pytest.mark.slow
+def test_summary_marks_targets_and_states_capacity(tiny_run: Path) -> None:
+    """A real run's summary opens with the capacity sentence and the targets count, and every
+    row with a target ends in met or missed."""
+    summary = (tiny_run / "tiny.md").read_text().split("## 1.")[0]
+    assert "**Capacity.** One replica answers about " in summary
+    assert "cache hits per second on this machine" in summary
+    assert "**Targets.** " in summary
+    rows = [line.split("|") for line in summary.splitlines() if line.startswith("| ")]
+    assert rows[0][7].strip() == "met?"
+    for cells in rows[2:] if rows[1][1].startswith("-") else rows[1:]:
+        target, mark = cells[6].strip(), cells[7].strip()
+        assert mark in ("met", "**missed**") if target not in ("–", "(diagnostic)") else mark == "–"
