@@ -56,6 +56,21 @@ MET, MISSED, NO_TARGET = "met", "**missed**", "–"
 MEMORY_FLAT = 1.10
 
 
+def least(*xs: float | None) -> float | None:
+    """The smallest of the figures that were measured (None when none was)."""
+    measured = [x for x in xs if x is not None]
+    return min(measured) if measured else None
+
+
+def _at_least(x: float | None, target: float) -> bool | None:
+    return None if x is None else x >= target
+
+
+def _below(*ratios: float | None) -> bool | None:
+    """Every ratio under 1 (None when one was not measured)."""
+    return None if any(r is None for r in ratios) else all(r < 1.0 for r in ratios if r)
+
+
 def _mark(met: bool | None) -> str:
     return NO_TARGET if met is None else MET if met else MISSED
 
@@ -190,16 +205,16 @@ def _rows(res: dict[str, Any]) -> list[list[Any]]:
                      "–" if gap is None else f"{gap * 1000:.0f} ms",
                      f"interval {o['cml_interval_s'] * 1000:.0f} ms",
                      "–" if gap is None else _r(gap / o["cml_interval_s"]), "≥ 1.00",
-                     gap is None or gap >= o["cml_interval_s"]])  # fmt: skip
+                     None if gap is None else gap >= o["cml_interval_s"]])  # fmt: skip
         rows.append(["4", f"share of the allowed rate used ({label})",
                      f"ListCleanser {_r(o['lc_share'])}, CleanMyList {_r(o['cml_share'])}",
-                     "the limits", _r(min(o["lc_share"], o["cml_share"])), "≥ 0.95 (each)",
-                     min(o["lc_share"], o["cml_share"]) >= 0.95])  # fmt: skip
+                     "the limits", _r(least(o["lc_share"], o["cml_share"])), "≥ 0.95 (each)",
+                     _at_least(least(o["lc_share"], o["cml_share"]), 0.95)])  # fmt: skip
         rows.append(["4", f"answer time p99 / p99.9 ({label})",
                      f"{o['p99_ms']:.0f} / {o['p999_ms']:.0f} ms",
                      f"deadline {o['deadline_ms']} ms",
                      f"{_r(o['p99_vs_deadline'])} / {_r(o['p999_vs_deadline'])}",
-                     "< 1.00", max(o["p99_vs_deadline"], o["p999_vs_deadline"]) < 1.0])  # fmt: skip
+                     "< 1.00", _below(o["p99_vs_deadline"], o["p999_vs_deadline"])])  # fmt: skip
     m = res.get("memory")
     if m:
         growth = m["rss_final"] - m["rss_baseline"]
