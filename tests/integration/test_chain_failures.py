@@ -58,8 +58,9 @@ def one_link_chain(provider: Provider, clock: FakeClock) -> tuple[Chain, Circuit
     metrics = Metrics()
     breaker = CircuitBreaker(clock=clock)
     pacer = LocalPacer(BucketSpec.for_gap(0.001), clock=clock)
-    chain = Chain([Link(provider, pacer, breaker)], metrics=metrics,
-                  credits=CreditsBook((provider.name,), metrics), clock=clock)  # fmt: skip
+    credits = CreditsBook((provider.name,), metrics)
+    link = Link(provider, pacer, breaker, metrics=metrics, credits=credits)
+    chain = Chain([link], metrics=metrics, clock=clock)
     return chain, breaker
 
 

@@ -80,9 +80,9 @@ async def test_expired_short_windows_go_before_a_live_long_one(clock: FakeClock)
     assert (await counter.take("credit", credits)).remaining == 3  # still counting
 
 
-async def test_over_the_bound_the_window_ending_first_goes(clock: FakeClock) -> None:
-    """A flood of live windows over the bound evicts the one that ends soonest, not the one
-    opened first (a long credit window outlives many short ones)."""
+async def test_over_the_bound_a_live_window_in_use_is_kept(clock: FakeClock) -> None:
+    """At the bound with every window live, the least recently hit one goes: a credit window
+    opened first but still in use outlives short windows nobody hits any more."""
     counter = MemoryCounter(clock, max_buckets=3)
     credits, minute = Rate(5, 3600.0), Rate(5, 60.0)
     await counter.take("credit", credits)
@@ -91,8 +91,8 @@ async def test_over_the_bound_the_window_ending_first_goes(clock: FakeClock) -> 
     clock.advance(1)
     await counter.take("b", minute)
     clock.advance(1)
-    await counter.take("c", minute)  # over the bound: "a" ends first
+    assert (await counter.take("credit", credits)).remaining == 3  # in use again
+    await counter.take("c", minute)  # over the bound: "a" was hit longest ago
     assert len(counter) == 3
-    assert (await counter.take("credit", credits)).remaining == 3
-    assert (await counter.take("b", minute)).remaining == 3
+    assert (await counter.take("credit", credits)).remaining == 2
     assert (await counter.take("a", minute)).remaining == 4  # started afresh
