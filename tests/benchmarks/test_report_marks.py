@@ -102,9 +102,10 @@ def test_capacity_is_one_plain_sentence() -> None:
 
 
 def test_the_latest_report_in_the_repository_is_marked() -> None:
-    """The newest report under benchmarks/results carries the capacity sentence and a mark on
+    """The newest `python -m benchmarks` report under benchmarks/results carries the capacity sentence and a mark on
     every row that has a target (it was written, or written again, by this renderer)."""
-    latest = max(REPO.glob("benchmarks/results/*.json"), key=lambda p: p.stem)
+    runs = REPO.glob("benchmarks/results/[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9].json")
+    latest = max(runs, key=lambda p: p.stem)  # `python -m benchmarks` runs, named by date
     text = latest.with_suffix(".md").read_text()
     assert "**Capacity.** One replica answers about" in text
     data = json.loads(latest.read_text())
