@@ -75,9 +75,10 @@ async def test_a_probe_the_client_trips_over_reopens_the_breaker(
         client = CleanMyList(session, fake_cleanmylist.url, Secret(fake_cleanmylist.api_key))
         chain, breaker = one_link_chain(client, clock)
         fake_cleanmylist.fail(503, times=FAILURES_TO_OPEN)
-        for _ in range(FAILURES_TO_OPEN):
+        for i in range(FAILURES_TO_OPEN):  # an outage: failures for many domains
             clock.advance(1)
-            assert (await chain.verify(address, clock() + 1.5)).verdict is None
+            outage = parse_address(f"someone@domain{i}.com")
+            assert (await chain.verify(outage, clock() + 1.5)).verdict is None
         assert breaker.state == "open"
         fake_cleanmylist.set_answer("probe.me@good.com", score="²")
         clock.advance(COOL_DOWN)
@@ -112,9 +113,10 @@ async def test_any_unexpected_client_exception_is_a_classified_failure(clock: Fa
     provider = BuggyProvider()
     chain, breaker = one_link_chain(provider, clock)
     address = parse_address("bug@good.com")
-    for _ in range(FAILURES_TO_OPEN):
+    for i in range(FAILURES_TO_OPEN):  # failing for every domain, as a client bug would
         clock.advance(1)
-        assert (await chain.verify(address, clock() + 1.5)).verdict is None
+        outage = parse_address(f"bug@domain{i}.com")
+        assert (await chain.verify(outage, clock() + 1.5)).verdict is None
     assert breaker.state == "open"
     requests = chain.metrics.registry.get_sample_value(
         "emailgate_provider_requests_total", {"provider": "listcleanser", "outcome": "error"}
