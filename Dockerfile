@@ -60,10 +60,13 @@ COPY --from=build /opt/venv /opt/venv
 # PYTHONDONTWRITEBYTECODE: the root filesystem is read-only in production; the venv's
 # .pyc files were compiled at install time. TMPDIR: /tmp is the only writable path
 # (a tmpfs/emptyDir). EMAILGATE_HOST: the service's default is loopback, useless in a container.
+# EMAILGATE_DATA_DIR: the embedded job store must be writable; on /tmp it lasts as long as the
+# container, so a fleet keeps its batch jobs in PostgreSQL (EMAILGATE_DATABASE_URL, docs/batch.md).
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     TMPDIR=/tmp \
+    EMAILGATE_DATA_DIR=/tmp/emailgate-data \
     EMAILGATE_HOST=0.0.0.0 \
     EMAILGATE_PORT=8080
 

@@ -177,7 +177,8 @@ def emailgate_argv() -> list[str]:
 async def start_service(name: str, workdir: Path, settings: Mapping[str, str]) -> HttpProc:
     """`emailgate serve` on a free port with these EMAILGATE_* settings, once ready."""
     port = free_port()
-    env = service_env({**settings, "EMAILGATE_PORT": str(port)})
+    data = {"EMAILGATE_DATA_DIR": str(workdir / f"{name}-data")}  # its job store, not ./data
+    env = service_env({**data, **settings, "EMAILGATE_PORT": str(port)})
     p = await spawn(name, emailgate_argv(), workdir, env=env)
     url = f"http://127.0.0.1:{port}"
     await wait_ready(p, url)

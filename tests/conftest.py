@@ -133,9 +133,14 @@ async def dns_server() -> AsyncIterator[DNSServer]:
 
 
 @pytest.fixture
-def settings_env(dns_server: DNSServer) -> dict[str, str]:
-    """The environment of a test service: our DNS server, everything else embedded."""
-    return {"EMAILGATE_DNS_SERVERS": dns_server.address, "EMAILGATE_LOG_LEVEL": "info"}
+def settings_env(dns_server: DNSServer, tmp_path: Path) -> dict[str, str]:
+    """The environment of a test service: our DNS server, a job store in tmp_path, everything
+    else embedded."""
+    return {
+        "EMAILGATE_DNS_SERVERS": dns_server.address,
+        "EMAILGATE_LOG_LEVEL": "info",
+        "EMAILGATE_DATA_DIR": str(tmp_path / "data"),
+    }
 
 
 @pytest.fixture

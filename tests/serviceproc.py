@@ -35,7 +35,9 @@ class ServiceProcess:
         """Start it with `env` (EMAILGATE_* only; the port is chosen here); wait for /healthz."""
         port = free_port()
         base = {k: v for k, v in os.environ.items() if not k.startswith("EMAILGATE_")}
-        full = base | env | {"EMAILGATE_HOST": "127.0.0.1", "EMAILGATE_PORT": str(port)}
+        # Each service keeps its job store beside its log unless the test gives one.
+        data = {"EMAILGATE_DATA_DIR": str(log_path.parent / f"data-{port}")}
+        full = base | data | env | {"EMAILGATE_HOST": "127.0.0.1", "EMAILGATE_PORT": str(port)}
         with log_path.open("ab") as log:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "emailgate", "serve",

@@ -1,4 +1,4 @@
-"""The `emailgate` command: serve · check EMAIL [--context C] · hash-key KEY.
+"""The `emailgate` command: serve · check EMAIL [--context C] · batch FILE · hash-key KEY.
 
 Settings are read here, once, from the environment; nothing else reads it.
 """
@@ -13,7 +13,8 @@ import os
 import socket
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
 
 import orjson
 
@@ -78,6 +79,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     check.add_argument("email")
     check.add_argument("--context", default="signup", help="threshold context (default: signup)")
+    batch = commands.add_parser(
+        "batch",
+        help="verify a list (.csv, .txt, .xlsx): here, or on a running service with --url",
+    )
+    batch.add_argument("file", type=Path)
+    batch.add_argument(
+        "--column", help="the email column's name (default: found by name or content)"
+    )
+    batch.add_argument("--context", default="marketing")
+    batch.add_argument("--out", type=Path, help="results CSV (default: standard output)")
+    batch.add_argument("--url", help="submit to the emailgate service at this URL instead")
+    batch.add_argument("--key", help="client key for --url (a private or test key)")
     hash_key = commands.add_parser("hash-key", help="print the digest of KEY for a keys file")
     hash_key.add_argument("key", help="the client key (use - to read it from stdin)")
     args = parser.parse_args(argv)
@@ -88,6 +101,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error("the key is empty")
         print(hashlib.sha256(key.encode()).hexdigest())
         return 0
+
+    if args.command == "batch" and args.url:
+        return batch_remote(args)
 
     from emailgate.access import read_settings
 
@@ -100,6 +116,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         logsetup.setup(settings.log_level)
         return serve(settings, keys)
+    if args.command == "batch":
+        logsetup.setup(settings.log_level)
+        return batch_local(settings, args)
     # `check` prints its RESULT: info lines (start-up notes, the check line) would only clutter
     # a terminal that shows both streams, so it logs warnings unless asked for more.
     explicit = os.environ.get("EMAILGATE_LOG_LEVEL", "").strip()
@@ -142,6 +161,48 @@ def listen(host: str, port: int) -> list[socket.socket]:
             f"EMAILGATE_HOST/EMAILGATE_PORT: cannot listen on {where}: {e.strerror}"
         ) from None
     return sockets
+
+
+def batch_local(settings: Settings, args: argparse.Namespace) -> int:
+    """`emailgate batch FILE`: the job runs in this process; exit 0 when processed."""
+    from emailgate.jobs.cli import CliError, output, run_local
+    from emailgate.services import open_services
+
+    async def run(out: IO[bytes]) -> None:
+        async with open_services(settings) as services:
+            await run_local(
+                settings, args.file, verifier=services.verifier, metrics=services.metrics,
+                chain=services.chain, bulk=services.bulk.providers if services.bulk else (),
+                column=args.column, context=args.context, out=out,
+            )  # fmt: skip
+
+    try:
+        with output(args.out) as out:
+            asyncio.run(run(out))
+    except CliError as e:
+        print(f"emailgate: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def batch_remote(args: argparse.Namespace) -> int:
+    """`emailgate batch FILE --url URL --key KEY`: submitted to a running service."""
+    import aiohttp
+
+    from emailgate.jobs.cli import CliError, output, run_remote
+
+    key = args.key
+    try:
+        with output(args.out) as out:
+            asyncio.run(run_remote(args.url, key, args.file, column=args.column,
+                                   context=args.context, out=out))  # fmt: skip
+    except CliError as e:
+        print(f"emailgate: {e}", file=sys.stderr)
+        return 2
+    except (OSError, aiohttp.ClientError) as e:
+        print(f"emailgate: cannot reach {args.url}: {e}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def serve(settings: Settings, keys: KeyRing | None = None) -> int:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import orjson
 from aiocache.base import BaseCache
@@ -11,12 +12,15 @@ from aiohttp import web
 
 from emailgate import access, appkeys
 from emailgate.access.keys import KeyRing
+from emailgate.bulk.base import BulkProvider
 from emailgate.clock import Clock, monotonic
 from emailgate.config import Settings
-from emailgate.http import handlers, static
+from emailgate.http import batch, handlers, static
 from emailgate.http.errors import JSON
 from emailgate.http.middlewares import errors, slow_bodies
 from emailgate.http.openapi import document
+from emailgate.jobs.runner import SpareSource
+from emailgate.jobs.service import open_jobs
 from emailgate.metrics import Metrics
 from emailgate.services import open_services
 from emailgate.verify.domains import DomainLists
@@ -35,6 +39,7 @@ def create_app(
     chain: VerdictSource | None = None,
     lists: DomainLists | None = None,
     keys: KeyRing | None = None,
+    bulk: Sequence[BulkProvider] = (),
 ) -> web.Application:
     """The emailgate app. Anything not given is built from `settings` at start-up."""
     metrics = metrics or Metrics()
@@ -43,23 +48,38 @@ def create_app(
     app[appkeys.METRICS] = metrics
 
     async def services_ctx(app: web.Application) -> AsyncIterator[None]:
-        async with open_services(
-            settings,
-            metrics=metrics,
-            clock=clock,
-            resolver=resolver,
-            cache_backend=cache_backend,
-            chain=chain,
-            lists=lists,
-        ) as services:
+        async with contextlib.AsyncExitStack() as stack:
+            services = await stack.enter_async_context(
+                open_services(
+                    settings,
+                    metrics=metrics,
+                    clock=clock,
+                    resolver=resolver,
+                    cache_backend=cache_backend,
+                    chain=chain,
+                    lists=lists,
+                )
+            )
             app[appkeys.SERVICES] = services
+            # Batch jobs pay through the chain's spare slots, when it offers them.
+            spare = services.chain if isinstance(services.chain, SpareSource) else None
+            jobs = await stack.enter_async_context(
+                open_jobs(
+                    settings,
+                    verifier=services.verifier,
+                    metrics=metrics,
+                    chain=spare,
+                    bulk=bulk or (services.bulk.providers if services.bulk else ()),
+                )
+            )
+            app[appkeys.JOBS] = jobs
             log.info(
                 "emailgate ready",
                 extra={
                     "event": "start",
                     "listen": f"{settings.host}:{settings.port}",
                     "embedded_defaults": settings.embedded_defaults(),
-                    "notes": services.notes,
+                    "notes": [*services.notes, f"jobs: {jobs.describe()}"],
                     "client_authentication": "none (no EMAILGATE_API_KEYS_FILE)"
                     if settings.api_keys_file is None
                     else "keys file",
@@ -81,6 +101,7 @@ def create_app(
     app.router.add_get("/readyz", handlers.readyz)
     app.router.add_get("/metrics", handlers.metrics)
     app.router.add_get("/openapi.json", openapi)
+    batch.install(app)
     gate = access.install(app, keys)
     # The whole middleware stack, outermost first, declared here only: every answer (refusals
     # included) gets its request id and error shape; the gate runs before a body is read.

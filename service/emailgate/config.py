@@ -122,6 +122,21 @@ class Settings:
     demo: bool = field(default=True, metadata=_read("boolean"))
     shutdown_timeout_s: float = field(default=10.0, metadata=_read("number", low=0, high=600))
     batch_realtime_max: int = field(default=500, metadata=_read("integer", low=0, high=1_000_000))
+    # Batch jobs (docs/batch.md).
+    data_dir: Path = field(default=Path("data"), metadata=_read("directory"))
+    database_url: Secret | None = field(default=None, metadata=_read("database_url"))
+    batch_max_rows: int = field(
+        default=1_000_000, metadata=_read("integer", low=1, high=100_000_000)
+    )
+    batch_max_bytes: int = field(
+        default=104_857_600, metadata=_read("integer", low=1024, high=10 * 1024**3)
+    )
+    job_retention: float = field(default=7 * 86400.0, metadata=_read("duration"))
+    """Seconds (the variable says `7d`, `12h`, `30m` or `90s`)."""
+    webhook_secret: Secret | None = field(default=None, metadata=_read("secret", min_length=16))
+    webhook_allow_private: bool = field(default=False, metadata=_read("boolean"))
+    batch_upload_rate: Rate = field(default=Rate(6, 60.0), metadata=_read("rate"))
+    job_lease_s: float = field(default=30.0, metadata=_read("number", low=1.0, high=3600.0))
 
     @property
     def deadline(self) -> float:
@@ -279,6 +294,27 @@ class _Reader:
             self._bad(name, f"{redact_url(raw)!r}: the port is not a number in 1..65535")
             return None
         return Secret(raw)
+
+    def directory(self, name: str, raw: str) -> Path:
+        return Path(raw)
+
+    def database_url(self, name: str, raw: str) -> Secret | None:
+        if urlsplit(raw).scheme not in {"postgres", "postgresql", "postgresql+asyncpg"}:
+            self._bad(name, f"{redact_url(raw)!r} is not a postgresql:// URL")
+            return None
+        return Secret(raw)
+
+    def duration(self, name: str, raw: str) -> float | None:
+        units = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+        try:
+            value = float(raw[:-1]) * units[raw[-1:].lower()]
+        except (KeyError, ValueError):
+            self._bad(name, f"{raw!r} is not a duration like '7d', '12h', '30m' or '90s'")
+            return None
+        if value <= 0:
+            self._bad(name, f"{raw!r} must be positive")
+            return None
+        return value
 
     def rate(self, name: str, raw: str) -> Rate | None:
         try:

@@ -20,6 +20,9 @@ SKIP_REASONS = ("no_token", "circuit_open", "deadline", "paused")
 # One per HTTP call to a bulk provider: the real-time outcomes, plus `not_ready` (a result
 # download asked for too early) and `failed` (the provider ended the list as failed).
 BULK_OUTCOMES = (*PROVIDER_OUTCOMES, "not_ready", "failed")
+JOB_STATUSES = ("processing", "waiting_approval", "processed", "failed", "cancelled")
+JOB_STAGES = ("invalid", "duplicate", "local", "cached", "provider")
+WEBHOOK_OUTCOMES = ("delivered", "failed", "gave_up", "refused")
 
 
 class Metrics:
@@ -115,6 +118,21 @@ class Metrics:
         self.inflight = Gauge(
             "emailgate_checks_in_flight", "Verify checks being answered now.", registry=r
         )
+        # Jobs (batch verification).
+        self.jobs = Gauge(
+            "emailgate_jobs", "Jobs in the job store by kind and status.",
+            ["kind", "status"], registry=r,
+        )  # fmt: skip
+        self.job_addresses = Counter(
+            "emailgate_job_addresses_total",
+            "Job addresses by the stage that answered them (duplicate: rows repeating one).",
+            ["kind", "stage"], registry=r,
+        )  # fmt: skip
+        self.webhook_deliveries = Counter(
+            "emailgate_webhook_deliveries_total",
+            "Webhook attempts: delivered, failed (to be retried), gave_up, refused (SSRF).",
+            ["outcome"], registry=r,
+        )  # fmt: skip
         self._hit = self.cache_lookups.labels("hit")
         self._miss = self.cache_lookups.labels("miss")
         self._check_children: dict[tuple[str, str, str], Counter] = {}
@@ -170,6 +188,12 @@ class Metrics:
             self.circuit_open.labels(p).set(0)
             self.provider_paused.labels(p).set(0)
         self.redis_degraded.set(1 if self._redis_down else 0)
+        for status in JOB_STATUSES:
+            self.jobs.labels("batch", status).set(0)
+        for stage in JOB_STAGES:
+            self.job_addresses.labels("batch", stage)
+        for outcome in WEBHOOK_OUTCOMES:
+            self.webhook_deliveries.labels(outcome)
 
     def prime_bulk(self, providers: list[str]) -> None:
         """The bulk providers' label sets at zero."""

@@ -114,3 +114,24 @@ async def test_back_on_redis_the_shared_bucket_holds_back_too(tmp_path: Path) ->
         await client.flushdb()
         await client.aclose()
         server.stop()
+
+
+async def test_background_lane_in_redis_keeps_the_reserve_for_two_replicas(
+    client: aioredis.Redis,
+) -> None:
+    """Jobs on two replicas share the fleet's bucket: together they take only what leaves the
+    reserve, and a signup on either replica still gets a slot at once."""
+    spec = BucketSpec.for_rate(Rate(200, 60))
+    a, b = pacer(client, spec), pacer(client, spec)
+    taken = 0
+    for p in (a, b, a, b, a, b):
+        reservation = await p.reserve(0.0, background=True)
+        if reservation.ok:
+            assert reservation.wait == 0.0
+            taken += 1
+        else:
+            assert reservation.refused == "no_token"
+    assert taken == spec.capacity - spec.reserve
+    for p in (a, b):
+        signup = await p.reserve(1.5)
+        assert signup.ok and signup.wait == 0.0

@@ -46,7 +46,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     # Composition: build the adapters from the settings and hand them to the pipeline.
     "services": BASE
     | {"config", "pacing", "cache", "hashkey", "redisguard", "providers", "bulk", "verify", "jobs"},
-    "appkeys": BASE | {"config", "services"},
+    "appkeys": BASE | {"config", "services", "jobs"},  # jobs: the typed key of the app's Jobs
     # The edge: access decides who may ask; http answers and imports access, never back.
     "access": BASE | {"config", "appkeys", "verify"},
     "http": BASE | {"config", "appkeys", "access", "verify", "services", "jobs"},

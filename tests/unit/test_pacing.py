@@ -222,3 +222,63 @@ def test_a_released_probe_lets_the_next_caller_probe() -> None:
     assert breaker.allow()
     breaker.release()
     assert breaker.allow()
+
+
+def test_successes_reset_the_failure_count() -> None:
+    """Failures must be in a row: a success in between starts the count again."""
+    breaker = CircuitBreaker(threshold=3, clock=FakeClock())
+    for _ in range(10):
+        breaker.record_failure()
+        breaker.record_failure()
+        breaker.record_success()
+    assert breaker.state == "closed"
+
+
+def test_background_slots_keep_a_reserve_for_interactive_calls() -> None:
+    """A job takes slots only while the bucket keeps `reserve` ready for signups: a burst of
+    signups right after the job took all it could still goes at once."""
+    spec = BucketSpec.for_rate(Rate(200, 60))
+    assert spec.reserve == 2
+    bucket = Gcra(spec)
+    now = 100.0
+    taken = 0
+    while bucket.reserve_spare(now):
+        taken += 1
+    assert taken == spec.capacity - spec.reserve
+    assert [bucket.reserve(now, 0.0) for _ in range(spec.reserve)] == [0.0] * spec.reserve
+
+
+@pytest.mark.parametrize("signup_every", [0.5, 1.0, 3.0])
+def test_background_lane_takes_only_what_signups_leave_and_the_limit_holds(
+    signup_every: float,
+) -> None:
+    """A job asking for a slot every 10 ms next to signups arriving steadily: no signup ever
+    waits (they would not without the job either), and together they keep 200 in any 60 s."""
+    spec = BucketSpec.for_rate(Rate(200, 60))
+    bucket = Gcra(spec)
+    slots: list[float] = []
+    signup_waits: list[float] = []
+    t, next_signup = 0.0, 0.0
+    while t < 300:
+        if t >= next_signup:
+            wait = bucket.reserve(t, 1.5)
+            assert wait is not None
+            signup_waits.append(wait)
+            slots.append(t + wait)
+            next_signup += signup_every
+        elif bucket.reserve_spare(t):
+            slots.append(t)
+        t = round(t + 0.01, 6)
+    assert max(signup_waits) == 0.0
+    assert max_in_window(slots, 60) <= 200
+    assert len(slots) >= 0.95 * 200 * 5  # the job used what was left
+
+
+def test_background_reservation_on_the_local_pacer(clock: FakeClock) -> None:
+    """LocalPacer: background slots go now or never and honour a pause."""
+    pacer = LocalPacer(BucketSpec.for_rate(Rate(200, 60)), clock=clock)
+    got = [pacer.reserve_now(1.5, background=True) for _ in range(5)]
+    assert [r.ok for r in got] == [True, True, True, False, False]
+    assert all(r.wait == 0.0 for r in got if r.ok)
+    pacer.pause_now(10)
+    assert pacer.reserve_now(0, background=True).refused == "paused"

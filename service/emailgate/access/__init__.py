@@ -22,8 +22,10 @@ from aiohttp.typedefs import Handler, Middleware
 from emailgate import appkeys
 from emailgate.access.gate import Gate
 from emailgate.access.grant import (
+    CLIENT,
     GRANT,
     OPEN,
+    OPEN_CLIENT,
     PAID,
     RESPONSE_HEADERS,
     SPENT,
@@ -34,7 +36,8 @@ from emailgate.access.keys import KeyRing, KeysFileError, load_keys
 from emailgate.config import Settings
 
 __all__ = [
-    "GATE", "GRANT", "OPEN", "PAID", "RESPONSE_HEADERS", "SPENT", "Gate", "Grant",
+    "CLIENT", "GATE", "GRANT", "OPEN", "OPEN_CLIENT", "PAID", "RESPONSE_HEADERS", "SPENT",
+    "Gate", "Grant",
     "KeysFileError", "install", "middleware", "note_answer", "read_settings",
 ]  # fmt: skip
 

@@ -22,7 +22,15 @@ from prometheus_client import Counter as PromCounter
 
 from emailgate.access.clientip import IPAddress, bucket_of, client_ip, site_of
 from emailgate.access.counters import Counter, MemoryCounter, RedisCounter, Window
-from emailgate.access.grant import GRANT, OPEN, RESPONSE_HEADERS, SPENT, Grant
+from emailgate.access.grant import (
+    CLIENT,
+    GRANT,
+    OPEN,
+    OPEN_CLIENT,
+    RESPONSE_HEADERS,
+    SPENT,
+    Grant,
+)
 from emailgate.access.keys import ClientKey, KeyKind, KeyRing, KeysFileError, load_keys
 from emailgate.access.origins import origin_of
 from emailgate.clock import Clock, monotonic
@@ -38,8 +46,18 @@ PUBLIC = Grant(history=False)
 
 API = {"/api/v1/verify": "verify", "/api/v1/credits": "credits"}
 """The paths behind the gate, and what they do."""
+BATCH = "/api/v1/batch"
 
-METHODS = "GET, POST, OPTIONS"
+
+def scope_of(path: str) -> str | None:
+    """What an API path does (`verify`, `credits`, `batch`); None outside the gate."""
+    scope = API.get(path)
+    if scope is None and (path == BATCH or path.startswith(BATCH + "/")):
+        return "batch"
+    return scope
+
+
+METHODS = "GET, POST, DELETE, OPTIONS"
 ALLOW_HEADERS = "X-API-Key, Authorization, Content-Type, X-Request-Id"
 EXPOSE_HEADERS = "X-Request-Id, Retry-After, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset"
 PREFLIGHT_MAX_AGE = "600"
@@ -162,7 +180,7 @@ class Gate:
 
     async def __call__(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         """The middleware."""
-        scope = API.get(request.path)
+        scope = scope_of(request.path)
         if scope is None:
             return await handler(request)
         headers: dict[str, str] = {}
@@ -193,6 +211,7 @@ class Gate:
             if not window.allowed:
                 self._refuse(request, ip, None, _too_many(window, headers))
             self.requests.labels(OPEN_NAME, "providers").inc()
+            request[CLIENT] = OPEN_CLIENT
             return await handler(request)
 
         key, refusal = self._identify(request, ring, origin, ip, scope)
@@ -248,6 +267,7 @@ class Gate:
         label: str,
     ) -> web.StreamResponse:
         request[GRANT] = grant
+        request[CLIENT] = key.name
         self.requests.labels(key.name, label).inc()
         return await handler(request)
 

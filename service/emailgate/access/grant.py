@@ -29,6 +29,10 @@ OPEN = Grant()
 
 GRANT = web.RequestKey("grant", Grant)
 
+CLIENT = web.RequestKey("client", str)
+"""The admitted key's name (jobs belong to it); `OPEN_CLIENT` without a keys file."""
+OPEN_CLIENT = "open"
+
 RESPONSE_HEADERS = web.RequestKey[dict[str, str]]("response_headers")
 """Headers the access layer wants on whatever answer this request gets, error or not (CORS,
 rate-limit state): the HTTP layer's `errors` middleware adds them last, so a handler's

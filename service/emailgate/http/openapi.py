@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from emailgate import __version__
+from emailgate.http import openapi_batch
 from emailgate.verify.result import ACCOUNTS, Decision, Reason, Source, State
 
 # The enums are the code's own (verify/result.py): the document cannot list a value the
@@ -389,6 +390,7 @@ def document() -> dict[str, Any]:
                     },
                 },
             },
+            **openapi_batch.paths(),
             "/openapi.json": {
                 "get": {
                     "operationId": "openapi",
@@ -410,6 +412,7 @@ def document() -> dict[str, Any]:
                 "Error": ERROR,
                 "Credits": CREDITS,
                 "Status": STATUS,
+                **openapi_batch.SCHEMAS,
             },
             "securitySchemes": {
                 "ApiKey": {

@@ -15,8 +15,12 @@ class Pacer(Protocol):
         """True while a shared pacer has fallen back to its in-process share."""
         ...
 
-    async def reserve(self, max_wait: float) -> Reservation:
-        """A slot within `max_wait` seconds, or a refusal; never waits itself."""
+    async def reserve(self, max_wait: float, *, background: bool = False) -> Reservation:
+        """A slot within `max_wait` seconds, or a refusal; never waits itself.
+
+        `background` (batch jobs): a slot now or never, and only while the bucket keeps
+        `BucketSpec.reserve` slots for interactive checks after it: jobs take what signups
+        leave unused, and the limit holds for both together."""
         ...
 
     async def pause(self, seconds: float) -> None:

@@ -20,6 +20,7 @@ from emailgate.rate import Rate
 WINDOW_MARGIN = 0.05  # seconds added to a window: loop lag and loopback jitter stay well below
 GAP_SHARE = 0.05  # of a minimum gap added to it: 15 ms on CleanMyList's 300 ms
 GAP_MARGIN = 0.015  # seconds, at least: scheduling jitter on a busy host is about that
+BACKGROUND_RESERVE = 2  # slots a background (batch) reservation leaves for interactive checks
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +50,18 @@ class BucketSpec:
     def tolerance(self) -> float:
         """How far ahead of its theoretical time a call may go: the burst."""
         return (self.capacity - 1) * self.interval
+
+    @property
+    def reserve(self) -> int:
+        """Slots kept for interactive checks: a background slot is taken only when this many
+        stay ready after it. A one-slot bucket (a minimum gap) has no room for a reserve: there
+        a job's call can delay a signup by at most one gap."""
+        return min(BACKGROUND_RESERVE, self.capacity - 1)
+
+    @property
+    def spare_limit(self) -> float:
+        """How far past now the TAT may stand for a background reservation to go."""
+        return self.tolerance - self.reserve * self.interval
 
     def calls_per_second(self) -> float:
         """The sustained rate this bucket lets through."""
@@ -98,3 +111,11 @@ class Gcra:
             return None
         self.tat = tat + self.spec.interval
         return wait
+
+    def reserve_spare(self, now: float) -> bool:
+        """A background slot now, if the bucket keeps its reserve after it."""
+        tat = max(self.tat, now)
+        if tat > now + self.spec.spare_limit + 1e-9:  # float rounding of sums of intervals
+            return False
+        self.tat = tat + self.spec.interval
+        return True

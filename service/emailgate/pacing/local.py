@@ -22,17 +22,21 @@ class LocalPacer:
         """An in-process pacer is what it is: never degraded."""
         return False
 
-    async def reserve(self, max_wait: float) -> Reservation:
+    async def reserve(self, max_wait: float, *, background: bool = False) -> Reservation:
         """A slot within `max_wait` seconds, or a refusal (nothing reserved)."""
-        return self.reserve_now(max_wait)
+        return self.reserve_now(max_wait, background=background)
 
-    def reserve_now(self, max_wait: float) -> Reservation:
+    def reserve_now(self, max_wait: float, *, background: bool = False) -> Reservation:
         """`reserve` without awaiting: the Redis pacer falls back on it."""
         now = self.clock()
         if now < self._paused_until:
             return Reservation(refused=PAUSED)
         if self.closed:
             return Reservation(refused=NO_TOKEN)
+        if background:
+            if not self._bucket.reserve_spare(now):
+                return Reservation(refused=NO_TOKEN)
+            return Reservation(wait=0.0, margin=self.spec.margin)
         wait = self._bucket.reserve(now, max_wait)
         if wait is None:
             return Reservation(refused=NO_TOKEN)

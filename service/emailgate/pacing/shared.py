@@ -29,7 +29,9 @@ log = logging.getLogger("emailgate.pacing")
 RETRY_REDIS = 1.0  # seconds between attempts to reach Redis again while degraded
 MAX_WAIT_BOUND = 5.0  # seconds: no caller waits longer than its deadline; bounds the switch hold
 
-# KEYS: bucket TAT, pause flag. ARGV: interval, tolerance, max wait, hold (all microseconds).
+# KEYS: bucket TAT, pause flag. ARGV: interval, tolerance, max wait, hold, spare limit (all
+# microseconds; a spare limit of -1 is an interactive call, else a background one that goes now
+# or never, and only while the TAT stands at most that far ahead: the reserve stays for signups).
 # Returns {status, microseconds}: {0, wait} reserved · {1, pause left} paused · {2, wait} too late.
 RESERVE = """
 local t = redis.call('TIME')
@@ -42,6 +44,8 @@ local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < now then tat = now end
 local hold = tonumber(ARGV[4])
 if hold > 0 and tat < now + hold + tolerance then tat = now + hold + tolerance end
+local spare = tonumber(ARGV[5])
+if spare >= 0 and tat > now + spare then return {2, tat - now} end
 local wait = tat - tolerance - now
 if wait < 0 then wait = 0 end
 if wait > tonumber(ARGV[3]) then
@@ -107,18 +111,24 @@ class RedisPacer:
         """True while pacing falls back to this replica's in-process share."""
         return self.switch.degraded
 
-    async def reserve(self, max_wait: float) -> Reservation:
+    async def reserve(self, max_wait: float, *, background: bool = False) -> Reservation:
         if not self.switch.use_redis():
-            return self.fallback.reserve_now(max_wait)
+            return self.fallback.reserve_now(max_wait, background=background)
         hold = self.hold if self._hold_on_return else 0.0
         try:
             status, micros = await self._reserve(
                 keys=self.keys,
-                args=[_us(self.spec.interval), _us(self.spec.tolerance), _us(max_wait), _us(hold)],
+                args=[
+                    _us(self.spec.interval),
+                    _us(self.spec.tolerance),
+                    _us(0.0 if background else max_wait),
+                    _us(hold),
+                    _us(self.spec.spare_limit) if background else -1,
+                ],
             )
         except REDIS_ERRORS as e:
             self._fail(e)
-            return self.fallback.reserve_now(max_wait)
+            return self.fallback.reserve_now(max_wait, background=background)
         self._hold_on_return = False  # the script has applied it, whatever it answered
         self._recovered()
         if status == 1:

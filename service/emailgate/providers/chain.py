@@ -168,6 +168,37 @@ class Chain:
             return ChainOutcome(dataclasses.replace(inconclusive, score=score), calls=calls)
         return ChainOutcome(None, why, calls=calls)
 
+    async def verify_spare(self, address: Address, timeout: float) -> ChainOutcome | None:
+        """For batch jobs: a verdict from the first provider with a spare slot right now (a
+        background reservation: signups keep theirs), or None when no provider was asked
+        (no spare slot, paused, circuit open: try again later).
+
+        The job records the address as sent before it asks. A call refused without being
+        served (429, no credits, key refused) moves on to the next provider; any other failure
+        might have been charged, so it ends the attempt with no verdict and is not retried."""
+        for link in self.links:
+            if not link.breaker.allow():
+                continue
+            reservation = await link.pacer.reserve(0.0, background=True)
+            if not reservation.ok:
+                link.breaker.release()
+                continue
+            start = self.clock()
+            try:
+                verdict = await link.provider.verify(address, timeout)
+            except ProviderError as e:
+                self.metrics.provider_requests.labels(link.name, e.outcome).inc()
+                await self._failed(link, e, address)
+                if isinstance(e, (RateLimited, NoCredits, Unauthorized)):
+                    continue
+                return ChainOutcome(None, Reason.UNAVAILABLE_PROVIDER)
+            finally:
+                self.metrics.provider_duration.labels(link.name).observe(self.clock() - start)
+            self.metrics.provider_requests.labels(link.name, "ok").inc()
+            link.breaker.record_success(address.ascii_domain)
+            return ChainOutcome(verdict)
+        return None
+
     async def _call(self, link: Link, address: Address, budget: float) -> Verdict | None:
         name = link.name
         start = self.clock()

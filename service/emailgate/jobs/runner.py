@@ -1,0 +1,599 @@
+"""The worker: takes a job under a lease and works it stage by stage.
+
+    free    cache · disposable · DNS once per domain (bounded concurrency) → answered for free
+    paying  the bulk providers in order (upload · wait · fetch · delete), then the real-time
+            chain's spare slots (a background lane: signups keep their reserve)
+    done    processed; a webhook says so
+
+Every stage is recorded in the store before the next, so a worker that dies is replaced by
+another that resumes where it stood. An address is recorded as `sent` before any provider hears
+of it, and a `sent` address is never sent again: after a crash it is answered from the cache,
+or from the local checks, but never paid for twice. A bulk list's id is stored before the job
+waits on it, and a resumed job polls that list instead of uploading again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from emailgate.bulk.base import BulkProvider, BulkState, ListFailed
+from emailgate.jobs.model import Job, JobStatus, Stage
+from emailgate.jobs.store import Answer, JobStore, WorkAddress
+from emailgate.metrics import Metrics
+from emailgate.providers.errors import ProviderError
+from emailgate.verify import local
+from emailgate.verify.decision import decide
+from emailgate.verify.mail import MailDomain, MailStatus
+from emailgate.verify.pipeline import CheckResult, Verifier
+from emailgate.verify.result import Address, Reason, Source, State, Verdict
+from emailgate.verify.sandbox import sandbox_verdict
+from emailgate.verify.seams import ChainOutcome
+from emailgate.verify.syntax import InvalidAddress, parse_address
+
+log = logging.getLogger("emailgate.jobs")
+
+LEASE_TTL = 30.0  # seconds a lease lasts without a heartbeat: a dead worker's job waits this long
+HEARTBEAT = 5.0  # seconds between renewals
+CHUNK = 200  # distinct addresses read, checked and written per step (the loop breathes between)
+DNS_CONCURRENCY = 16  # lookups in flight for one job
+DNS_TIMEOUT = 5.0  # seconds per domain: a job has time, a signup does not
+PROVIDER_TIMEOUT = 10.0  # seconds per real-time provider call for a job
+SPARE_GROUP = 32  # real-time calls in flight for one job at most, recorded as sent together
+IDLE_POLL = 1.0  # seconds between looks for work when there is none
+NO_SLOT_WAIT = 0.05  # seconds before asking again for a spare slot
+MAX_SLOT_WAIT = 1.0  # seconds: the longest wait between two asks when no slot comes
+GIVE_UP_WAITING = 900.0  # seconds without any spare slot before the rest is answered locally
+PROGRESS_EVERY = 10.0  # seconds between progress webhooks (contract: at most every 10 s)
+PAID_SOURCES = frozenset({Source.LISTCLEANSER, Source.CLEANMYLIST})
+
+
+@runtime_checkable
+class SpareSource(Protocol):
+    """What a job needs from the real-time chain: a verdict from a spare slot, or None when
+    no provider was asked (implemented by `providers.chain.Chain`)."""
+
+    async def verify_spare(self, address: Address, timeout: float) -> ChainOutcome | None: ...
+
+
+class Handback(Exception):
+    """The worker stops (shutdown): the job goes back to the store for anyone to take."""
+
+
+class LeaseLost(Exception):
+    """Another worker holds the job now, or it was deleted: stop touching it."""
+
+
+@dataclass
+class _Waiting:
+    """Since when no spare slot came (None: one came lately)."""
+
+    since: float | None = None
+
+    def gave_up(self, now: float) -> bool:
+        if self.since is None:
+            self.since = now
+            return False
+        return now - self.since > GIVE_UP_WAITING
+
+
+@dataclass
+class _Run:
+    job: Job
+    lost: bool = False
+    provider: str | None = None
+
+
+class Runner:
+    """Works jobs from the store, one at a time, until stopped."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        verifier: Verifier,
+        *,
+        metrics: Metrics,
+        chain: SpareSource | None,
+        bulk: Sequence[BulkProvider] = (),
+        worker: str | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        lease_ttl: float = LEASE_TTL,
+        heartbeat: float = HEARTBEAT,
+        on_answers: Callable[[Job, Sequence[Answer]], None] | None = None,
+        realtime_max: int = 0,
+    ) -> None:
+        self.store = store
+        self.verifier = verifier
+        self.metrics = metrics
+        self.chain = chain
+        self.bulk = list(bulk)
+        self.worker = worker or f"{os.uname().nodename}:{os.getpid()}:{os.urandom(3).hex()}"
+        self.sleep = sleep
+        self.clock = clock
+        self.lease_ttl = lease_ttl
+        self.heartbeat = heartbeat
+        self.on_answers = on_answers
+        self.realtime_max = realtime_max
+        """Jobs with at most this many billable addresses skip the bulk providers."""
+        self.stopping = asyncio.Event()
+        self.wake = asyncio.Event()
+        self._run: _Run | None = None
+
+    # The loop ---------------------------------------------------------------------------------
+
+    async def run_forever(self) -> None:
+        """Take jobs until `stop()`; a failure in one job fails that job, not the loop."""
+        while not self.stopping.is_set():
+            try:
+                job = await self.store.claim(self.worker, self.lease_ttl)
+            except Exception:
+                log.exception("job store unreachable", extra={"event": "job_store_error"})
+                job = None
+            if job is None:
+                self.wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._interrupted(), IDLE_POLL)
+                continue
+            await self.run_job(job)
+
+    async def _interrupted(self) -> None:
+        stop = asyncio.create_task(self.stopping.wait())
+        wake = asyncio.create_task(self.wake.wait())
+        try:
+            await asyncio.wait({stop, wake}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            wake.cancel()
+
+    def stop(self) -> None:
+        """Finish the step in hand, hand the job back, and leave the loop."""
+        self.stopping.set()
+
+    async def run_job(self, job: Job) -> None:
+        """Work one claimed job as far as it goes."""
+        run = _Run(job, provider=job.provider)
+        self._run = run
+        beat = asyncio.create_task(self._heartbeat(run))
+        try:
+            await self._work(run)
+        except Handback:
+            await self.store.release(job.id, self.worker)
+            log.info("job handed back", extra={"event": "job_handback", "job": job.id})
+        except LeaseLost:
+            log.info("job no longer ours", extra={"event": "job_lost", "job": job.id})
+        except Exception as e:
+            log.exception("job failed", extra={"event": "job_failed", "job": job.id})
+            await self.store.set_status(
+                job.id, JobStatus.FAILED, error=f"internal error ({type(e).__name__})"
+            )
+        finally:
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beat
+            self._run = None
+
+    async def _heartbeat(self, run: _Run) -> None:
+        while True:
+            await self.sleep(self.heartbeat)
+            try:
+                if not await self.store.renew(run.job.id, self.worker, self.lease_ttl):
+                    run.lost = True
+                    return
+            except Exception:  # the store is away for a moment: the lease has slack
+                log.warning("lease renewal failed", extra={"event": "lease_renew_failed"})
+
+    def _check(self, run: _Run) -> None:
+        if run.lost:
+            raise LeaseLost
+        if self.stopping.is_set():
+            raise Handback
+
+    async def _work(self, run: _Run) -> None:
+        job = run.job
+        if job.stage is Stage.FREE:
+            billable = await self._free(run)
+            await self.store.set_stage(job.id, Stage.PAYING, billable=billable)
+            if job.max_credits is not None and billable > job.max_credits:
+                await self.store.set_status(
+                    job.id,
+                    JobStatus.WAITING_APPROVAL,
+                    only_from=[JobStatus.PROCESSING],
+                    release_from=self.worker,
+                )
+                return
+        self._check(run)
+        await self._pay(run)
+        self._check(run)
+        await self.store.set_status(
+            job.id, JobStatus.PROCESSED, stage=Stage.DONE, only_from=[JobStatus.PROCESSING]
+        )
+        log.info("job processed", extra={"event": "job_processed", "job": job.id})
+
+    # Free stages ------------------------------------------------------------------------------
+
+    async def _free(self, run: _Run) -> int:
+        """Answer what costs nothing; the number of addresses left to pay for."""
+        job = run.job
+        cache = self.verifier.cache
+        while True:  # bad syntax first: answered as they are
+            self._check(run)
+            bad = await self.store.work(job.id, states=["pending"], invalid=True, limit=CHUNK)
+            if not bad:
+                break
+            await self._store_answers(
+                job, [self._answer(job, a, _invalid(), "invalid", cached=False) for a in bad]
+            )
+        after: tuple[str, int] = ("", 0)
+        known: dict[str, MailDomain] = {}
+        while True:
+            self._check(run)
+            chunk = await self.store.work(job.id, states=["pending"], after=after, limit=CHUNK)
+            if not chunk:
+                break
+            after = (chunk[-1].domain or "", chunk[-1].seq)
+            answers: list[Answer] = []
+            need_dns: list[tuple[WorkAddress, Address]] = []
+            for item in chunk:
+                address = _parse(item)
+                if address is None:
+                    answers.append(self._answer(job, item, _invalid(), "invalid", cached=False))
+                    continue
+                if job.sandbox:
+                    answers.append(
+                        self._answer(job, item, sandbox_verdict(address), "local", address=address)
+                    )
+                    continue
+                hit = await cache.get(cache.key(address), budget=1.0)
+                if hit is not None:
+                    answers.append(self._answer(job, item, hit, "cached", address, cached=True))
+                    continue
+                facts = self.verifier.lists.facts(address.ascii_domain)
+                if facts.disposable:
+                    role = self.verifier.lists.is_role(address.user)
+                    verdict = local.disposable_verdict(address, facts, role)
+                    answers.append(self._answer(job, item, verdict, "local", address))
+                    await cache.set(cache.key(address), verdict)
+                    continue
+                need_dns.append((item, address))
+            # One lookup per distinct domain; a chunk ordered by domain carries its last one over.
+            await self._resolve({a.ascii_domain for _, a in need_dns} - known.keys(), known)
+            facts_out: list[tuple[int, str, str | None]] = []
+            for item, address in need_dns:
+                mail = known[address.ascii_domain]
+                if mail.status.takes_mail or mail.status is MailStatus.ERROR:
+                    facts_out.append((item.seq, mail.status.value, mail.mx))
+                    continue
+                facts = self.verifier.lists.facts(address.ascii_domain)
+                role = self.verifier.lists.is_role(address.user)
+                verdict = local.domain_verdict(address, facts, role, mail, Reason.UNKNOWN)
+                answers.append(self._answer(job, item, verdict, "local", address))
+                await cache.set(cache.key(address), verdict)
+            last = chunk[-1].domain
+            known = {last: known[last]} if last in known else {}
+            await self.store.mark_dns(job.id, facts_out)
+            await self._store_answers(job, answers)
+        return await self.store.count(job.id, "pending")
+
+    async def _resolve(self, domains: set[str], into: dict[str, MailDomain]) -> None:
+        gate = asyncio.Semaphore(DNS_CONCURRENCY)
+        resolver = self.verifier.resolver
+
+        async def one(domain: str) -> None:
+            async with gate:
+                into[domain] = await resolver.lookup(domain, DNS_TIMEOUT)
+                self.metrics.dns_lookups.labels(into[domain].status.value).inc()
+
+        await asyncio.gather(*(one(d) for d in domains))
+
+    # Paying -----------------------------------------------------------------------------------
+
+    async def _pay(self, run: _Run) -> None:
+        job = run.job
+        await self._recover(run)
+        pending = await self.store.count(job.id, "pending")
+        # A small job is over sooner through the chain's spare slots than a bulk queue.
+        small = self.chain is not None and pending <= self.realtime_max
+        for provider in [] if small or job.sandbox else self.bulk:
+            if await self.store.count(job.id, "pending") == 0:
+                break
+            await self._bulk(run, provider)
+        if self.chain is not None and not job.sandbox:
+            await self._spare(run, self.chain)
+        # What no provider could answer gets the local verdict (fail-open, as for signups).
+        while True:
+            self._check(run)
+            chunk = await self.store.work(job.id, states=["pending"], limit=CHUNK)
+            if not chunk:
+                break
+            why = (
+                Reason.UNKNOWN
+                if self.chain is None and not self.bulk
+                else (Reason.UNAVAILABLE_PROVIDER)
+            )
+            await self._store_answers(job, [self._local_answer(job, a, why) for a in chunk])
+
+    async def _recover(self, run: _Run) -> None:
+        """After a crash: poll the lists that were uploaded; answer locally what was sent and
+        whose answer was lost (from the cache if it got there). Nothing is sent again."""
+        job = run.job
+        for lst in await self.store.lists(job.id):
+            provider = next((p for p in self.bulk if p.name == lst.provider), None)
+            if provider is None:
+                continue
+            list_id = lst.list_id
+            if lst.status == "uploading" and list_id is None:
+                # The upload's answer was lost: adopt the list if the provider can find it.
+                find = getattr(provider, "find_list", None)
+                if find is not None:
+                    try:
+                        list_id = await find(_reference(job.id, lst.id))
+                    except ProviderError:
+                        list_id = None
+                if list_id is not None:
+                    await self.store.set_list(lst.id, "uploaded", list_id)
+            if lst.status in ("uploading", "uploaded") and list_id is not None:
+                await self._wait_and_fetch(run, provider, lst.id, list_id)
+        while True:
+            self._check(run)
+            lost = await self.store.work(job.id, states=["sent"], limit=CHUNK)
+            if not lost:
+                break
+            answers = []
+            cache = self.verifier.cache
+            for item in lost:
+                address = _parse(item)
+                hit = None if address is None else await cache.get(cache.key(address), budget=1.0)
+                if hit is not None and address is not None:
+                    answers.append(self._answer(job, item, hit, "cached", address, cached=True))
+                else:
+                    answers.append(self._local_answer(job, item, Reason.TIMEOUT))
+            await self._store_answers(job, answers)
+
+    async def _bulk(self, run: _Run, provider: BulkProvider) -> None:
+        job = run.job
+        while True:
+            self._check(run)
+            chunk = await self.store.work(job.id, states=["pending"], limit=provider.max_upload)
+            if not chunk:
+                return
+            row = await self.store.new_list(job.id, provider.name)
+            await self.store.mark_sent(job.id, [a.seq for a in chunk], row)
+            try:
+                list_id = await provider.upload(
+                    [a.email for a in chunk], reference=_reference(job.id, row)
+                )
+            except ProviderError as e:
+                await self._bulk_failed(job, provider, row, chunk, e)
+                return
+            await self.store.set_list(row, "uploaded", list_id)
+            await self.store.set_provider(job.id, provider.name)
+            if not await self._wait_and_fetch(run, provider, row, list_id):
+                return
+
+    async def _wait_and_fetch(
+        self, run: _Run, provider: BulkProvider, row: int, list_id: str
+    ) -> bool:
+        """Poll until done, store every verdict, delete the list; False when it failed."""
+        job = run.job
+        while True:
+            self._check(run)
+            try:
+                status = await provider.poll(list_id)
+            except ListFailed as e:
+                sent = await self.store.list_addresses(job.id, row)
+                await self._bulk_failed(job, provider, row, sent, e)
+                return False
+            except ProviderError as e:  # the client counted and classified it; wait and ask again
+                await self._pause(run, getattr(e, "retry_after", None) or 5.0)
+                continue
+            if status.state is BulkState.DONE:
+                break
+            await self._pause(run, status.wait)
+        waiting = {a.email: a for a in await self.store.list_addresses(job.id, row)}
+        answers: list[Answer] = []
+        cache = self.verifier.cache
+        try:
+            async for email, verdict in provider.fetch(list_id):
+                item = waiting.pop(email, None)
+                if item is None:
+                    continue
+                address = _parse(item)
+                if address is None:
+                    continue
+                answers.append(self._answer(job, item, verdict, "provider", address, paid=True))
+                await cache.set(cache.key(address), verdict)
+                if len(answers) >= CHUNK:
+                    await self._store_answers(job, answers)
+                    answers = []
+        except ProviderError:
+            # Results half read: what came is kept; the rest was paid for, never sent again.
+            pass
+        await self._store_answers(job, answers)
+        await self._store_answers(
+            job,
+            [self._local_answer(job, a, Reason.UNAVAILABLE_PROVIDER) for a in waiting.values()],
+        )
+        await self.store.set_list(row, "stored")
+        try:
+            await provider.delete(list_id)
+            await self.store.set_list(row, "deleted")
+        except ProviderError:
+            pass
+        return True
+
+    async def _bulk_failed(
+        self,
+        job: Job,
+        provider: BulkProvider,
+        row: int,
+        items: Sequence[WorkAddress],
+        error: ProviderError,
+    ) -> None:
+        """The provider refused or failed the list: its addresses go to the next one."""
+        await self.store.set_list(row, "failed")
+        await self.store.unsend(job.id, [a.seq for a in items])
+        log.warning(
+            "bulk provider failed; the job moves on",
+            extra={"event": "bulk_failed", "job": job.id, "provider": provider.name,
+                   "outcome": error.outcome},
+        )  # fmt: skip
+
+    async def _spare(self, run: _Run, chain: SpareSource) -> None:
+        """The real-time chain's spare slots, a group of calls at a time, until nothing is
+        pending (or no slot came for GIVE_UP_WAITING seconds: the rest is answered locally).
+
+        A group is recorded as sent in one transaction before any of its calls; the addresses
+        no provider was asked about (no spare slot) go back to pending together."""
+        job = run.job
+        waiting = _Waiting()
+        size = 2
+        idle = NO_SLOT_WAIT
+        while not waiting.gave_up(self.clock()):
+            self._check(run)
+            # As many as the last round got slots for, and some: few slots, small groups.
+            group = await self.store.work(job.id, states=["pending"], limit=size)
+            if not group:
+                return
+            await self.store.mark_sent(job.id, [a.seq for a in group], None)
+            outcomes = await asyncio.gather(*(self._ask(job, chain, item) for item in group))
+            answers = [a for a in outcomes if a is not None]
+            unasked = [item.seq for item, a in zip(group, outcomes, strict=True) if a is None]
+            await self.store.unsend(job.id, unasked)
+            await self._store_answers(job, answers)
+            if answers:
+                waiting.since = None
+                if run.provider is None:
+                    run.provider = self._provider_of(answers)
+                    if run.provider is not None:
+                        await self.store.set_provider(job.id, run.provider)
+            size = max(2, min(SPARE_GROUP, 2 * len(answers)))
+            if unasked:
+                # No spare slot for some: wait a little longer each time none came at all.
+                idle = NO_SLOT_WAIT if answers else min(MAX_SLOT_WAIT, idle * 2)
+                await self.sleep(idle)
+
+    @staticmethod
+    def _provider_of(answers: Sequence[Answer]) -> str | None:
+        return next((str(a.result["source"]) for a in answers if a.stage == "provider"), None)
+
+    async def _ask(self, job: Job, chain: SpareSource, item: WorkAddress) -> Answer | None:
+        """One address through the chain's spare slots; None when no provider was asked."""
+        address = _parse(item)
+        if address is None:
+            return self._answer(job, item, _invalid(), "invalid", cached=False)
+        outcome = await chain.verify_spare(address, PROVIDER_TIMEOUT)
+        if outcome is None:
+            return None
+        if outcome.verdict is None:
+            return self._local_answer(job, item, outcome.why_none)
+        verdict = self._merge(address, item, outcome.verdict)
+        cache = self.verifier.cache
+        await cache.set(cache.key(address), verdict)
+        return self._answer(
+            job, item, verdict, "provider", address, paid=verdict.source in PAID_SOURCES
+        )
+
+    def _merge(self, address: Address, item: WorkAddress, v: Verdict) -> Verdict:
+        facts = self.verifier.lists.facts(address.ascii_domain)
+        return dataclasses.replace(
+            v,
+            free=v.free or facts.free,
+            role=v.role or self.verifier.lists.is_role(address.user),
+            did_you_mean=v.did_you_mean or local.suggestion(address, facts),
+            mx_record=v.mx_record or item.mx,
+        )
+
+    async def _pause(self, run: _Run, seconds: float) -> None:
+        """Wait between polls, but leave at once on shutdown or a lost lease."""
+        end = self.clock() + max(0.0, seconds)
+        while self.clock() < end:
+            self._check(run)
+            await self.sleep(min(0.2, end - self.clock()))
+        self._check(run)
+
+    # Answers ----------------------------------------------------------------------------------
+
+    def _local_answer(self, job: Job, item: WorkAddress, why: Reason) -> Answer:
+        address = _parse(item)
+        if address is None:
+            return self._answer(job, item, _invalid(), "invalid", cached=False)
+        facts = self.verifier.lists.facts(address.ascii_domain)
+        role = self.verifier.lists.is_role(address.user)
+        status = MailStatus(item.mail) if item.mail else MailStatus.ERROR
+        mail = MailDomain(status, mx=item.mx)
+        if why is Reason.TIMEOUT:
+            verdict = local.timeout_verdict(address, facts, role)
+        else:
+            verdict = local.domain_verdict(address, facts, role, mail, why)
+        return self._answer(job, item, verdict, "local", address)
+
+    def _answer(
+        self,
+        job: Job,
+        item: WorkAddress,
+        verdict: Verdict,
+        stage: str,
+        address: Address | None = None,
+        *,
+        cached: bool = False,
+        paid: bool = False,
+    ) -> Answer:
+        threshold = self.verifier.threshold(job.context)
+        if address is None:
+            user, _, domain = item.email.rpartition("@")
+            email = item.email
+        else:
+            user, domain, email = address.user, address.domain, address.email
+        result = CheckResult(
+            email_address=email,
+            user=user,
+            domain=domain,
+            verdict=verdict,
+            decision=decide(verdict, threshold),
+            context=job.context,
+            threshold=threshold,
+            cached=cached,
+            duration=0.0,
+        ).to_dict()
+        return Answer(item.seq, stage, verdict.state.value, result, paid=paid)
+
+    async def _store_answers(self, job: Job, answers: Sequence[Answer]) -> None:
+        if not answers:
+            return
+        await self.store.answer(job.id, answers)
+        for a in answers:
+            self.metrics.job_addresses.labels(job.kind, a.stage).inc()
+        if self.on_answers is not None:
+            self.on_answers(job, answers)
+        if job.callback_url is not None:
+            await self.store.progress_note(job.id, PROGRESS_EVERY)
+
+
+def _reference(job_id: int, list_row: int) -> str:
+    """The reference a list is uploaded with: the same after a restart, so it can be found."""
+    return f"emailgate-job-{job_id}-list-{list_row}"
+
+
+def _parse(item: WorkAddress) -> Address | None:
+    if item.domain is None:
+        return None
+    try:
+        return parse_address(item.email)
+    except InvalidAddress:
+        return None
+
+
+def _invalid() -> Verdict:
+    return Verdict(state=State.UNDELIVERABLE, reason=Reason.INVALID_EMAIL, score=0,
+                   source=Source.LOCAL)  # fmt: skip
+
+
+__all__ = ["Handback", "LeaseLost", "Runner", "SpareSource"]

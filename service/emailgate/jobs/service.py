@@ -1,0 +1,127 @@
+"""Jobs in a running service: the store, the worker, the webhook outbox and retention, started
+with the app and stopped with it (the job in hand goes back to the store)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+
+from emailgate.bulk.base import BulkProvider
+from emailgate.config import Settings
+from emailgate.jobs.model import JobStatus
+from emailgate.jobs.runner import Runner, SpareSource
+from emailgate.jobs.store import JobStore, open_store
+from emailgate.jobs.webhooks import Deliverer
+from emailgate.metrics import JOB_STATUSES, Metrics
+from emailgate.verify.pipeline import Verifier
+
+log = logging.getLogger("emailgate.jobs")
+
+HOUSEKEEPING = 30.0  # seconds between retention passes and gauge refreshes
+
+
+@dataclass
+class Jobs:
+    """What the HTTP layer and the CLI use: the store, and a way to wake the worker."""
+
+    store: JobStore
+    runner: Runner
+    deliverer: Deliverer
+    settings: Settings
+    metrics: Metrics
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def describe(self) -> str:
+        """One line for the start-up log (no secret: the database URL is not shown)."""
+        where = (
+            "PostgreSQL (EMAILGATE_DATABASE_URL)"
+            if self.store.dialect == "postgresql"
+            else f"SQLite in {self.settings.data_dir}"
+        )
+        bulk = ", ".join(p.name for p in self.runner.bulk) or "none"
+        chain = "spare slots of the real-time chain" if self.runner.chain else "no real-time chain"
+        return f"store {where}; bulk providers: {bulk}; then {chain}"
+
+    def wake(self) -> None:
+        """A job was added or approved: look for work now."""
+        self.runner.wake.set()
+
+    async def refresh_gauge(self) -> None:
+        """`emailgate_jobs{kind,status}` from the store (shared by every replica)."""
+        counts = await self.store.counts_by_status()
+        for status in JOB_STATUSES:
+            self.metrics.jobs.labels("batch", status).set(counts.get(("batch", status), 0))
+
+    async def cancel(self, job_id: int) -> bool:
+        """Cancel (a webhook says so) and delete the job with every address it holds."""
+        await self.store.set_status(
+            job_id,
+            JobStatus.CANCELLED,
+            only_from=[JobStatus.PROCESSING, JobStatus.WAITING_APPROVAL],
+        )
+        return await self.store.delete(job_id)
+
+    async def housekeeping(self) -> None:
+        """Delete jobs past retention, forget old webhooks, refresh the gauge."""
+        for job_id in await self.store.expired(self.settings.job_retention):
+            await self.store.delete(job_id)
+        await self.store.prune_outbox(self.settings.job_retention)
+        await self.refresh_gauge()
+
+
+@contextlib.asynccontextmanager
+async def open_jobs(
+    settings: Settings,
+    *,
+    verifier: Verifier,
+    metrics: Metrics,
+    chain: SpareSource | None,
+    bulk: Sequence[BulkProvider] = (),
+    work: bool = True,
+    wall: Callable[[], float] = time.time,
+) -> AsyncIterator[Jobs]:
+    """The store (migrated) and, with `work`, the worker, outbox and housekeeping loops."""
+    url = settings.database_url.reveal() if settings.database_url is not None else None
+    async with open_store(url, settings.data_dir, wall=wall) as store:
+        lease = settings.job_lease_s
+        runner = Runner(
+            store, verifier, metrics=metrics, chain=chain, bulk=bulk,
+            lease_ttl=lease, heartbeat=lease / 6, realtime_max=settings.batch_realtime_max,
+        )  # fmt: skip
+        secret = settings.webhook_secret.reveal() if settings.webhook_secret else None
+        deliverer = Deliverer(
+            store,
+            secret=secret,
+            metrics=metrics,
+            allow_private=settings.webhook_allow_private,
+            wall=wall,
+        )
+        jobs = Jobs(store, runner, deliverer, settings, metrics)
+        if work:
+            jobs.tasks = [
+                asyncio.create_task(runner.run_forever(), name="jobs-runner"),
+                asyncio.create_task(deliverer.run_forever(), name="jobs-webhooks"),
+                asyncio.create_task(_housekeeping(jobs, runner.stopping), name="jobs-retention"),
+            ]
+        try:
+            yield jobs
+        finally:
+            runner.stop()
+            deliverer.stop()
+            for task in jobs.tasks:
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    await asyncio.wait_for(task, settings.shutdown_timeout_s)
+
+
+async def _housekeeping(jobs: Jobs, stopping: asyncio.Event) -> None:
+    while not stopping.is_set():
+        try:
+            await jobs.housekeeping()
+        except Exception:
+            log.exception("job housekeeping failed", extra={"event": "jobs_housekeeping"})
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), HOUSEKEEPING)
