@@ -224,16 +224,6 @@ def test_a_released_probe_lets_the_next_caller_probe() -> None:
     assert breaker.allow()
 
 
-def test_successes_reset_the_failure_count() -> None:
-    """Failures must be in a row: a success in between starts the count again."""
-    breaker = CircuitBreaker(threshold=3, clock=FakeClock())
-    for _ in range(10):
-        breaker.record_failure()
-        breaker.record_failure()
-        breaker.record_success()
-    assert breaker.state == "closed"
-
-
 def test_background_slots_keep_a_reserve_for_interactive_calls() -> None:
     """A job takes slots only while the bucket keeps `reserve` ready for signups: a burst of
     signups right after the job took all it could still goes at once."""
