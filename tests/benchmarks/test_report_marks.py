@@ -102,8 +102,8 @@ def test_capacity_is_one_plain_sentence() -> None:
 
 
 def test_the_latest_report_in_the_repository_is_marked() -> None:
-    """The newest `python -m benchmarks` report under benchmarks/results carries the capacity sentence and a mark on
-    every row that has a target (it was written, or written again, by this renderer)."""
+    """The newest `python -m benchmarks` report under benchmarks/results carries the capacity
+    sentence and a mark on every row that has a target (written again by this renderer)."""
     dated = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9].json"
     runs = REPO.glob(f"benchmarks/results/{dated}")
     latest = max(runs, key=lambda p: p.stem)  # `python -m benchmarks` runs, named by date
