@@ -24,7 +24,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from emailgate.bulk.base import BulkProvider, BulkState, ListFailed
+from emailgate.bulk.base import BulkProvider, BulkState, ListFailed, find_list, paused_for
+from emailgate.bulk.wire import may_have_landed
 from emailgate.jobs.model import Job, JobStatus, Stage
 from emailgate.jobs.store import Answer, JobStore, WorkAddress
 from emailgate.metrics import Metrics
@@ -304,6 +305,13 @@ class Runner:
         for provider in [] if small or job.sandbox else self.bulk:
             if await self.store.count(job.id, "pending") == 0:
                 break
+            if await paused_for(provider) > 0:
+                # Paused after a 429, a 402 or a refused key (fleet-wide with Redis): next.
+                log.info(
+                    "bulk provider paused; the job moves on",
+                    extra={"event": "bulk_skipped", "job": job.id, "provider": provider.name},
+                )
+                continue
             await self._bulk(run, provider)
         if self.chain is not None and not job.sandbox:
             await self._spare(run, self.chain)
@@ -326,21 +334,14 @@ class Runner:
         job = run.job
         for lst in await self.store.lists(job.id):
             provider = next((p for p in self.bulk if p.name == lst.provider), None)
-            if provider is None:
-                continue
-            list_id = lst.list_id
-            if lst.status == "uploading" and list_id is None:
-                # The upload's answer was lost: adopt the list if the provider can find it.
-                find = getattr(provider, "find_list", None)
-                if find is not None:
-                    try:
-                        list_id = await find(_reference(job.id, lst.id))
-                    except ProviderError:
-                        list_id = None
-                if list_id is not None:
-                    await self.store.set_list(lst.id, "uploaded", list_id)
-            if lst.status in ("uploading", "uploaded") and list_id is not None:
-                await self._wait_and_fetch(run, provider, lst.id, list_id)
+            if lst.status == "uploading" and lst.list_id is None and provider is not None:
+                # The worker died during this upload: did the list reach the provider?
+                found = await self._adopt(job, provider, lst.id)
+                if found is None:
+                    continue
+                lst = dataclasses.replace(lst, status="uploaded", list_id=found)
+            if lst.status == "uploaded" and lst.list_id is not None and provider is not None:
+                await self._wait_and_fetch(run, provider, lst.id, lst.list_id)
         while True:
             self._check(run)
             lost = await self.store.work(job.id, states=["sent"], limit=CHUNK)
@@ -371,8 +372,14 @@ class Runner:
                     [a.email for a in chunk], reference=_reference(job.id, row)
                 )
             except ProviderError as e:
-                await self._bulk_failed(job, provider, row, chunk, e)
-                return
+                if not may_have_landed(e):
+                    await self._bulk_failed(job, provider, row, chunk, e)
+                    return
+                # No answer, or an unreadable one: the list may be at the provider anyway.
+                found = await self._adopt(job, provider, row, e)
+                if found is None:
+                    return
+                list_id = found
             await self.store.set_list(row, "uploaded", list_id)
             await self.store.set_provider(job.id, provider.name)
             if not await self._wait_and_fetch(run, provider, row, list_id):
@@ -426,8 +433,57 @@ class Runner:
             await provider.delete(list_id)
             await self.store.set_list(row, "deleted")
         except ProviderError:
-            pass
+            pass  # the provider keeps a list we no longer need; it costs nothing more
         return True
+
+    async def _adopt(
+        self, job: Job, provider: BulkProvider, row: int, error: ProviderError | None = None
+    ) -> str | None:
+        """An upload whose answer never came (`error`, or a crash): the provider's id of the
+        list if it got there (found by its reference), else None with its addresses settled.
+
+        A provider that can find lists (Listcleaner, EmailConsul) is asked; what it does not
+        hold goes back to pending, for this provider or the next. One that cannot
+        (ListCleanser) may hold the list: its addresses get the local verdict, never a second
+        upload. The exposure is one list (`max_upload` addresses) per interrupted upload.
+        """
+        items = await self.store.list_addresses(job.id, row)
+        reference = _reference(job.id, row)
+        try:
+            found = await find_list(provider, reference)
+        except ProviderError:
+            found = None  # cannot tell now: treated as "may be there", like ListCleanser
+            can_tell = False
+        else:
+            can_tell = found is not None or hasattr(provider, "find_list")
+        if found is not None:
+            log.warning(
+                "bulk upload answer lost; the list was found at the provider and adopted",
+                extra={"event": "bulk_list_adopted", "job": job.id, "provider": provider.name},
+            )
+            return found
+        if can_tell:
+            # The provider holds no such list: nothing was paid, nothing is lost.
+            await self.store.set_list(row, "failed")
+            await self.store.unsend(job.id, [a.seq for a in items])
+            if error is not None:
+                log.warning(
+                    "bulk upload failed; the job moves on",
+                    extra={"event": "bulk_failed", "job": job.id, "provider": provider.name,
+                           "outcome": error.outcome},
+                )  # fmt: skip
+            return None
+        await self.store.set_list(row, "lost")
+        await self._store_answers(
+            job, [self._local_answer(job, a, Reason.UNAVAILABLE_PROVIDER) for a in items]
+        )
+        log.warning(
+            "bulk upload interrupted and the provider cannot list its lists: its addresses "
+            "get the local verdict, never a second upload",
+            extra={"event": "bulk_upload_lost", "job": job.id, "provider": provider.name,
+                   "addresses": len(items)},
+        )  # fmt: skip
+        return None
 
     async def _bulk_failed(
         self,
