@@ -3,6 +3,9 @@ answers and counters, deletion, the webhook outbox."""
 
 from __future__ import annotations
 
+import sqlite3
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
@@ -154,3 +157,31 @@ async def test_sqlite_file_lives_in_data_dir(tmp_path: Path) -> None:
     async with open_store(None, tmp_path / "nested" / "data") as s:
         assert s.dialect == "sqlite"
     assert (tmp_path / "nested" / "data" / "jobs.sqlite3").is_file()
+
+
+def test_processes_sharing_one_data_dir_migrate_it_once(tmp_path: Path) -> None:
+    """Several `emailgate serve` on one machine share ./data: started together, each opens the
+    SQLite store without error and the schema is applied exactly once."""
+    script = (
+        "import asyncio, sys; from pathlib import Path; "
+        "from emailgate.jobs.store import open_store\n"
+        "async def main():\n"
+        "    async with open_store(None, Path(sys.argv[1])): pass\n"
+        "asyncio.run(main())"
+    )
+    for round_no in range(6):
+        data = tmp_path / f"data{round_no}"
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", script, str(data)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            for _ in range(3)
+        ]
+        for proc in procs:
+            _out, err = proc.communicate(timeout=60)
+            assert proc.returncode == 0, err.decode()[-400:]
+        with sqlite3.connect(data / "jobs.sqlite3") as db:
+            versions = [v for (v,) in db.execute("SELECT version FROM emailgate_schema")]
+        assert versions == sorted(set(versions)) and versions[0] == 1

@@ -153,7 +153,12 @@ def migrate(conn: Connection, now: float) -> list[int]:
     """Apply the steps not yet recorded; the versions applied. Call inside a transaction."""
     if conn.dialect.name == "postgresql":
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(4216001)"))
-    schema_version.create(conn, checkfirst=True)
+    conn.execute(sa.schema.CreateTable(schema_version, if_not_exists=True))
+    if conn.dialect.name == "sqlite":
+        # SQLite's write lock before reading what is applied: two processes sharing one data
+        # dir must not both create the tables (a write that changes nothing takes the lock;
+        # the other process waits for it under the busy timeout).
+        conn.execute(schema_version.delete().where(sa.false()))
     done = set(conn.execute(sa.select(schema_version.c.version)).scalars())
     applied = []
     for version, step in MIGRATIONS:
