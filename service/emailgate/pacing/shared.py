@@ -13,8 +13,6 @@ switch too (see `switch_hold`).
 from __future__ import annotations
 
 import logging
-import math
-from typing import Any
 
 import redis.asyncio as aioredis
 
@@ -22,7 +20,7 @@ from emailgate.clock import Clock, monotonic
 from emailgate.metrics import Metrics
 from emailgate.pacing.bucket import NO_TOKEN, PAUSED, BucketSpec, Reservation
 from emailgate.pacing.local import LocalPacer
-from emailgate.redis_fallback import REDIS_ERRORS, RedisFallback
+from emailgate.redis_fallback import REDIS_ERRORS, RedisWithFallback
 
 log = logging.getLogger("emailgate.pacing")
 
@@ -57,13 +55,6 @@ redis.call('SET', KEYS[1], string.format('%d', new), 'PX', math.ceil((new - now)
 return {0, wait}
 """
 
-# KEYS: pause flag. ARGV: milliseconds. Keeps the longer of the current and the new pause.
-PAUSE = """
-local left = redis.call('PTTL', KEYS[1])
-if left < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], '1', 'PX', ARGV[1]) end
-return 1
-"""
-
 
 def switch_hold(spec: BucketSpec, replicas: int) -> float:
     """Seconds a bucket waits after a switch between Redis and in-process pacing.
@@ -75,7 +66,7 @@ def switch_hold(spec: BucketSpec, replicas: int) -> float:
     return (spec.capacity + replicas + 1) * spec.interval + MAX_WAIT_BOUND
 
 
-class RedisPacer:
+class RedisPacer(RedisWithFallback):
     """Fleet-wide pacing in Redis, with an in-process fallback at this replica's share."""
 
     def __init__(
@@ -89,27 +80,20 @@ class RedisPacer:
         replicas: int = 1,
         clock: Clock = monotonic,
     ) -> None:
-        self.client = client
+        base = f"emailgate:v1:pace:{{{provider}}}"  # one hash tag: both keys on one shard
+        self.keys = [f"{base}:tat", f"{base}:pause"]
+        super().__init__(client, self.keys[1], fallback, retry_after=RETRY_REDIS, clock=clock)
         self.provider = provider
         self.spec = spec
         self.fallback = fallback
         self.metrics = metrics
         self.clock = clock
         self.hold = switch_hold(spec, replicas)
-        base = f"emailgate:v1:pace:{{{provider}}}"  # one hash tag: both keys on one shard
-        self.keys = [f"{base}:tat", f"{base}:pause"]
         self._reserve = client.register_script(RESERVE)
-        self._pause = client.register_script(PAUSE)
-        self.switch = RedisFallback(retry_after=RETRY_REDIS, clock=clock)
         self._hold_on_return = False
 
     def __repr__(self) -> str:
         return f"RedisPacer({self.provider!r}, degraded={self.degraded})"
-
-    @property
-    def degraded(self) -> bool:
-        """True while pacing falls back to this replica's in-process share."""
-        return self.switch.degraded
 
     async def reserve(self, max_wait: float, *, background: bool = False) -> Reservation:
         if not self.switch.use_redis():
@@ -137,34 +121,7 @@ class RedisPacer:
             return Reservation(refused=NO_TOKEN)
         return Reservation(wait=int(micros) / 1e6, margin=self.spec.margin)
 
-    async def pause(self, seconds: float) -> None:
-        # Also locally: if Redis goes away during the pause, this replica still honours it.
-        self.fallback.pause_now(seconds)
-        await self._try(self._pause(keys=[self.keys[1]], args=[max(1, math.ceil(seconds * 1000))]))
-
-    async def resume(self) -> None:
-        await self.fallback.resume()
-        await self._try(self.client.delete(self.keys[1]))
-
-    async def paused_for(self) -> float:
-        if not self.degraded:
-            left = await self._try(self.client.pttl(self.keys[1]))
-            if isinstance(left, int):
-                return max(0.0, left / 1000)
-        return await self.fallback.paused_for()
-
-    async def _try(self, op: Any) -> Any:
-        try:
-            result = await op
-        except REDIS_ERRORS as e:
-            self._fail(e)
-            return None
-        self._recovered()
-        return result
-
-    def _fail(self, error: BaseException) -> None:
-        if not self.switch.failed():
-            return
+    def _on_degraded(self, error: BaseException) -> None:
         self._hold_on_return = True
         self.fallback.hold(self.hold)
         self.metrics.redis_part(f"pacing:{self.provider}", degraded=True)
@@ -174,9 +131,7 @@ class RedisPacer:
                    "error": type(error).__name__, "hold_s": round(self.hold, 3)},
         )  # fmt: skip
 
-    def _recovered(self) -> None:
-        if not self.switch.answered():
-            return
+    def _on_recovered(self) -> None:
         self.metrics.redis_part(f"pacing:{self.provider}", degraded=False)
         log.warning(
             "Redis reachable again: pacing shared across the fleet",

@@ -13,16 +13,14 @@ degraded are added to Redis's count of that window, so the window's total still 
 from __future__ import annotations
 
 import logging
-import math
-from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from emailgate.clock import Clock, wall
 from emailgate.metrics import Metrics
 from emailgate.pacing.bucket import NO_TOKEN, PAUSED, Reservation
 from emailgate.pacing.window import LocalWindowPacer, WindowSpec
+from emailgate.redis_fallback import REDIS_ERRORS, RedisWithFallback
 
 log = logging.getLogger("emailgate.pacing")
 
@@ -66,15 +64,8 @@ while true do
 end
 """
 
-# KEYS: pause flag. ARGV: milliseconds. Keeps the longer of the current and the new pause.
-PAUSE = """
-local left = redis.call('PTTL', KEYS[1])
-if left < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], '1', 'PX', ARGV[1]) end
-return 1
-"""
 
-
-class RedisWindowPacer:
+class RedisWindowPacer(RedisWithFallback):
     """Fleet-wide fixed-window pacing in Redis, with an in-process fallback at this replica's
     share. Implements the `Pacer` protocol."""
 
@@ -89,40 +80,33 @@ class RedisWindowPacer:
         clock: Clock = wall,
         fallback: LocalWindowPacer | None = None,
     ) -> None:
-        self.client = client
+        self.fallback = fallback or LocalWindowPacer(spec.divided(replicas), clock=clock)
+        base = f"emailgate:v1:window:{{{provider}}}"  # one hash tag: both keys on one shard
+        self.keys = [f"{base}:counts", f"{base}:pause"]
+        super().__init__(client, self.keys[1], self.fallback, retry_after=RETRY_REDIS,
+                         clock=clock)  # fmt: skip
         self.provider = provider
         self.spec = spec
         self.metrics = metrics
         self.clock = clock
-        self.fallback = fallback or LocalWindowPacer(spec.divided(replicas), clock=clock)
-        base = f"emailgate:v1:window:{{{provider}}}"  # one hash tag: both keys on one shard
-        self.keys = [f"{base}:counts", f"{base}:pause"]
         self._reserve = client.register_script(RESERVE)
-        self._pause = client.register_script(PAUSE)
-        self._degraded = False
-        self._retry_at = float("-inf")
         self._owed: tuple[int, int] | None = None
         """(window index, calls) made in-process while degraded, not yet counted in Redis."""
 
     def __repr__(self) -> str:
-        return f"RedisWindowPacer({self.provider!r}, degraded={self._degraded})"
-
-    @property
-    def degraded(self) -> bool:
-        """True while pacing falls back to this replica's in-process share."""
-        return self._degraded
+        return f"RedisWindowPacer({self.provider!r}, degraded={self.degraded})"
 
     async def reserve(self, max_wait: float, *, background: bool = False) -> Reservation:
         """A slot within `max_wait` seconds, or a refusal (nothing reserved); `background` as
         for the in-process window."""
-        if self._degraded and self.clock() < self._retry_at:
+        if not self.switch.use_redis():
             return self._reserve_locally(max_wait)
         window, owed = self._owed or (0, 0)
         args = [self.spec.limit, _us(self.spec.window), _us(self.spec.edge), _us(max_wait),
                 owed, window]  # fmt: skip
         try:
             status, micros = await self._reserve(keys=self.keys, args=args)
-        except (RedisError, OSError, TimeoutError) as e:
+        except REDIS_ERRORS as e:
             self._fail(e)
             return self._reserve_locally(max_wait)
         self._owed = None  # the script has added them, whatever it answered
@@ -142,51 +126,17 @@ class RedisWindowPacer:
             self._owed = (k, owed + 1 if window == k else 1)
         return reservation
 
-    async def pause(self, seconds: float) -> None:
-        """No slot for `seconds`, for the whole fleet (and locally, should Redis go away)."""
-        self.fallback.pause_now(seconds)
-        await self._try(self._pause(keys=[self.keys[1]], args=[max(1, math.ceil(seconds * 1000))]))
-
-    async def resume(self) -> None:
-        """Lift a pause early."""
-        await self.fallback.resume()
-        await self._try(self.client.delete(self.keys[1]))
-
-    async def paused_for(self) -> float:
-        """Seconds left of the current pause (0 when not paused)."""
-        if not self._degraded:
-            left = await self._try(self.client.pttl(self.keys[1]))
-            if isinstance(left, int):
-                return max(0.0, left / 1000)
-        return await self.fallback.paused_for()
-
-    async def _try(self, op: Any) -> Any:
-        try:
-            result = await op
-        except (RedisError, OSError, TimeoutError) as e:
-            self._fail(e)
-            return None
-        self._recovered()
-        return result
-
-    def _fail(self, error: BaseException) -> None:
-        self._retry_at = self.clock() + RETRY_REDIS
-        if self._degraded:
-            return
-        self._degraded = True
+    def _on_degraded(self, error: BaseException) -> None:
         self.fallback.skip_current_window()
-        self.metrics.redis_degraded.set(1)
+        self.metrics.redis_part(f"pacing:{self.provider}", degraded=True)
         log.warning(
             "Redis unreachable: fixed-window pacing falls back to this replica's share",
             extra={"event": "pacing_degraded", "provider": self.provider,
                    "error": type(error).__name__},
         )  # fmt: skip
 
-    def _recovered(self) -> None:
-        if not self._degraded:
-            return
-        self._degraded = False
-        self.metrics.redis_degraded.set(0)
+    def _on_recovered(self) -> None:
+        self.metrics.redis_part(f"pacing:{self.provider}", degraded=False)
         log.warning(
             "Redis reachable again: fixed-window pacing shared across the fleet",
             extra={"event": "pacing_recovered", "provider": self.provider},
