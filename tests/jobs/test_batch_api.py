@@ -88,6 +88,22 @@ async def test_csv_keeps_columns_and_finds_email_by_name(
     assert rows[1]["reason"] == "invalid_domain"
 
 
+async def test_download_guards_formula_cells(make_client: MakeClient, tmp_path: Path) -> None:
+    """Cells (header included) that start with = + - @ tab or CR come back with a leading
+    apostrophe, so a spreadsheet shows them as text; other cells are untouched."""
+    risky = ['=HYPERLINK("http://x")', "+1 555", "-2+3", "@SUM(A1)", "\tx", "\rx"]
+    path = write_csv(tmp_path / "list.csv", [["email", "=note"], *[[f"u{i}@good.com", cell]
+                     for i, cell in enumerate([*risky, "plain", "a=b"])]])  # fmt: skip
+    client = await make_client()
+    response = await client.post(BATCH, data=file_form(path))
+    body = await response.json()
+    assert response.status == 201, body
+    await wait_status(client, body["data"]["id"])
+    rows = await download(client, body["data"]["id"])
+    assert [r["'=note"] for r in rows] == [*("'" + c for c in risky), "plain", "a=b"]
+    assert [r["email"] for r in rows] == [f"u{i}@good.com" for i in range(8)]
+
+
 async def test_xlsx_column_found_by_content_and_txt(
     make_client: MakeClient, tmp_path: Path
 ) -> None:

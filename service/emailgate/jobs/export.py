@@ -15,13 +15,16 @@ RESULT_COLUMNS = ("state", "reason", "score", "decision", "did_you_mean", "dispo
                   "role", "accept_all", "source")  # fmt: skip
 EXPORT_TYPES = ("all", "ok", "bad")
 CHUNK = 64 * 1024
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection): such a
+# cell gets a leading apostrophe, as OWASP recommends, so it opens as text.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 async def csv_chunks(store: JobStore, job: Job, export: str = "all") -> AsyncIterator[bytes]:
     """The CSV in pieces of about 64 KiB; `ok` keeps accepted rows, `bad` rejected ones."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow([*job.columns, *RESULT_COLUMNS])
+    writer.writerow([guard(c) for c in (*job.columns, *RESULT_COLUMNS)])
     written = 0
     async for cells, _email, result in store.export(job.id, page=500):
         written += 1
@@ -33,12 +36,19 @@ async def csv_chunks(store: JobStore, job: Job, export: str = "all") -> AsyncIte
         if export == "bad" and decision != "reject":
             continue
         extra = [_value(result.get(c)) if result else "" for c in RESULT_COLUMNS]
-        writer.writerow([*cells, *extra])
+        writer.writerow([guard(c) for c in (*cells, *extra)])
         if buffer.tell() > CHUNK:
             yield buffer.getvalue().encode()
             buffer.seek(0)
             buffer.truncate()
     yield buffer.getvalue().encode()
+
+
+def guard(cell: Any) -> Any:
+    """The cell, or a text cell that a spreadsheet would run as a formula, made inert."""
+    if isinstance(cell, str) and cell.startswith(FORMULA_START):
+        return "'" + cell
+    return cell
 
 
 def _value(value: Any) -> str:

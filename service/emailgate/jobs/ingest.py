@@ -196,7 +196,8 @@ def _text_rows(path: Path, kind: str) -> Iterator[list[Any]]:
             dialect: Any = csv.Sniffer().sniff(head, delimiters=",;\t|")
         except csv.Error:
             dialect = csv.excel
-        yield from csv.reader(f, dialect)
+        # The sniffer may guess that "" is not a quote inside a quoted cell; RFC 4180 says it is.
+        yield from csv.reader(f, dialect, doublequote=True)
 
 
 def _xlsx_rows(path: Path) -> Iterator[list[Any]]:

@@ -610,21 +610,16 @@ class JobStore:
 
     async def mark_sent(self, job_id: int, seqs: Sequence[int], bulk_list: int | None) -> None:
         """Record, before any provider hears of them, that these addresses are being sent."""
-        if not seqs:
-            return
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                addresses.update()
-                .where(
-                    addresses.c.job_id == job_id,
-                    addresses.c.seq.in_(list(seqs)),
-                    addresses.c.state == "pending",
-                )
-                .values(state="sent", sent_at=self.wall(), bulk_list=bulk_list)
-            )
+        await self._move(
+            job_id, seqs, "pending", state="sent", sent_at=self.wall(), bulk_list=bulk_list
+        )
 
     async def unsend(self, job_id: int, seqs: Sequence[int]) -> None:
         """Addresses that no provider was asked about after all go back to pending."""
+        await self._move(job_id, seqs, "sent", state="pending", sent_at=None, bulk_list=None)
+
+    async def _move(self, job_id: int, seqs: Sequence[int], from_state: str, **values: Any) -> None:
+        """Set `values` on those of `seqs` still in `from_state`, in one transaction."""
         if not seqs:
             return
         async with self.engine.begin() as conn:
@@ -633,9 +628,9 @@ class JobStore:
                 .where(
                     addresses.c.job_id == job_id,
                     addresses.c.seq.in_(list(seqs)),
-                    addresses.c.state == "sent",
+                    addresses.c.state == from_state,
                 )
-                .values(state="pending", sent_at=None, bulk_list=None)
+                .values(**values)
             )
 
     # Bulk lists -----------------------------------------------------------------------------
