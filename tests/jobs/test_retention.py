@@ -3,6 +3,7 @@ ended; running jobs and recent ones stay; the jobs gauge follows the store."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -55,3 +56,36 @@ async def test_retention_deletes_ended_jobs_with_their_addresses(
                 assert left.scalar_one() == 0
         assert metrics.jobs.labels("batch", "processed")._value.get() == 1
         assert metrics.jobs.labels("batch", "processing")._value.get() == 1
+
+
+async def test_jobs_gauge_follows_status_changes_at_once(
+    dns_server: DNSServer, tmp_path: Path
+) -> None:
+    """The gauge moves on create, status change and delete, without waiting for housekeeping."""
+    env = {"EMAILGATE_DNS_SERVERS": dns_server.address, "EMAILGATE_DATA_DIR": str(tmp_path)}
+    settings = Settings.from_env(env)
+    metrics = Metrics()
+
+    def gauge(status: str) -> float:
+        return float(metrics.jobs.labels("batch", status)._value.get())
+
+    async def until(status: str, want: float) -> None:
+        for _ in range(500):  # the refresh runs on its own task: give it turns
+            if gauge(status) == want:
+                return
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"{status}: {gauge(status)}, not {want}")
+
+    async with (
+        open_services(settings, metrics=metrics) as services,
+        open_jobs(settings, verifier=services.verifier, metrics=metrics, chain=None,
+                  work=False) as jobs,
+    ):  # fmt: skip
+        new = NewJob("k", "n", "marketing", False, None, None, ["email"])
+        job = await jobs.store.create(new, list_batches(["a@good.com"]))
+        await until("processing", 1)
+        await jobs.store.set_status(job.id, JobStatus.PROCESSED)
+        await until("processed", 1)
+        assert gauge("processing") == 0
+        await jobs.store.delete(job.id)
+        await until("processed", 0)

@@ -22,6 +22,7 @@ from emailgate.verify.pipeline import Verifier
 log = logging.getLogger("emailgate.jobs")
 
 HOUSEKEEPING = 30.0  # seconds between retention passes and gauge refreshes
+GAUGE_SETTLE = 0.2  # seconds: status changes this close together make one gauge refresh
 
 
 @dataclass
@@ -34,6 +35,7 @@ class Jobs:
     settings: Settings
     metrics: Metrics
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    gauge_stale: asyncio.Event = field(default_factory=asyncio.Event)
 
     def describe(self) -> str:
         """One line for the start-up log (no secret: the database URL is not shown)."""
@@ -101,8 +103,12 @@ async def open_jobs(
             wall=wall,
         )
         jobs = Jobs(store, runner, deliverer, settings, metrics)
+        # This replica's status changes show in the gauge at once; other replicas' (PostgreSQL)
+        # within HOUSEKEEPING seconds.
+        store.on_change = jobs.gauge_stale.set
+        jobs.tasks.append(asyncio.create_task(_gauge(jobs, runner.stopping), name="jobs-gauge"))
         if work:
-            jobs.tasks = [
+            jobs.tasks += [
                 asyncio.create_task(runner.run_forever(), name="jobs-runner"),
                 asyncio.create_task(deliverer.run_forever(), name="jobs-webhooks"),
                 asyncio.create_task(_housekeeping(jobs, runner.stopping), name="jobs-retention"),
@@ -110,6 +116,7 @@ async def open_jobs(
         try:
             yield jobs
         finally:
+            store.on_change = None
             runner.stop()
             deliverer.stop()
             for task in jobs.tasks:
@@ -125,3 +132,28 @@ async def _housekeeping(jobs: Jobs, stopping: asyncio.Event) -> None:
             log.exception("job housekeeping failed", extra={"event": "jobs_housekeeping"})
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stopping.wait(), HOUSEKEEPING)
+
+
+async def _gauge(jobs: Jobs, stopping: asyncio.Event) -> None:
+    """Refresh the jobs gauge whenever a job of this replica changes status."""
+    while not stopping.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(_either(jobs.gauge_stale, stopping), HOUSEKEEPING)
+        if stopping.is_set():
+            return
+        jobs.gauge_stale.clear()
+        try:
+            await jobs.refresh_gauge()
+        except Exception:
+            log.warning("jobs gauge refresh failed", extra={"event": "jobs_gauge_failed"})
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), GAUGE_SETTLE)
+
+
+async def _either(a: asyncio.Event, b: asyncio.Event) -> None:
+    waits = {asyncio.create_task(a.wait()), asyncio.create_task(b.wait())}
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()

@@ -136,6 +136,12 @@ class JobStore:
     def __init__(self, engine: AsyncEngine, *, wall: Wall = time.time) -> None:
         self.engine = engine
         self.wall = wall
+        self.on_change: Callable[[], None] | None = None
+        """Called after a job is created, changes status or is deleted (the jobs gauge)."""
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
 
     @property
     def dialect(self) -> str:
@@ -250,6 +256,7 @@ class JobStore:
             job = await self._get(conn, job_id)
             assert job is not None
             await self._notify(conn, job, now)
+        self._changed()
         return job
 
     # Reading --------------------------------------------------------------------------------
@@ -426,7 +433,8 @@ class JobStore:
             job = await self._get(conn, job_id)
             assert job is not None
             await self._notify(conn, job, now)
-            return job
+        self._changed()
+        return job
 
     async def set_stage(self, job_id: int, stage: Stage, **counters: int) -> None:
         """Record that a stage is done (and the counters it settled)."""
@@ -471,7 +479,9 @@ class JobStore:
             for table in (rows, addresses, bulk_lists):
                 await conn.execute(table.delete().where(table.c.job_id == job_id))
             gone = await conn.execute(jobs.delete().where(jobs.c.id == job_id))
-            return gone.rowcount == 1
+        if gone.rowcount == 1:
+            self._changed()
+        return gone.rowcount == 1
 
     async def expired(self, retention: float) -> list[int]:
         """Ids of jobs that ended more than `retention` seconds ago."""
