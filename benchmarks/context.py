@@ -44,11 +44,11 @@ class Bench:
         self.progress.say(f"emailgate serve '{name}' on {service.url} (pid {service.pid})")
         return service
 
-    async def bare(self, body: bytes) -> procs.HttpProc:
-        """The bare aiohttp handler answering `body`."""
-        bare = await procs.start_bare("bare", self.workdir, body)
+    async def bare(self, body: bytes, name: str = "bare", loop: str = "asyncio") -> procs.HttpProc:
+        """The bare aiohttp handler answering `body` on `loop` (asyncio or uvloop)."""
+        bare = await procs.start_bare(name, self.workdir, body, loop)
         self.stack.push_async_callback(bare.stop)
-        self.progress.say(f"bare aiohttp handler on {bare.url} (pid {bare.pid})")
+        self.progress.say(f"bare aiohttp handler on {loop}, {bare.url} (pid {bare.pid})")
         return bare
 
     async def redis(self) -> str:

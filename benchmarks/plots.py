@@ -13,9 +13,16 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 
-COLORS = {"bare": "#7f7f7f", "hit": "#1f77b4", "hit-quiet": "#17becf", "cold": "#ff7f0e"}
+COLORS = {
+    "bare": "#7f7f7f",
+    "bare-uvloop": "#2f2f2f",
+    "hit": "#1f77b4",
+    "hit-quiet": "#17becf",
+    "cold": "#ff7f0e",
+}
 LABELS = {
     "bare": "bare aiohttp handler",
+    "bare-uvloop": "bare aiohttp handler on uvloop",
     "hit": "emailgate, cache hit",
     "hit-quiet": "emailgate, cache hit, log level warning",
     "cold": "emailgate, cold local path",

@@ -57,6 +57,12 @@ def rss_bytes(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class Proc:
     """A child process with its log file."""
@@ -185,12 +191,12 @@ async def start_service(name: str, workdir: Path, settings: Mapping[str, str]) -
     return HttpProc(p, url)
 
 
-async def start_bare(name: str, workdir: Path, body: bytes) -> HttpProc:
-    """The bare aiohttp handler answering `body`, once ready."""
+async def start_bare(name: str, workdir: Path, body: bytes, loop: str = "asyncio") -> HttpProc:
+    """The bare aiohttp handler answering `body` on `loop` (asyncio or uvloop), once ready."""
     port = free_port()
     body_file = workdir / f"{name}.body.json"
     body_file.write_bytes(body)
-    argv = [sys.executable, "-m", "benchmarks.bare", str(port), str(body_file)]
+    argv = [sys.executable, "-m", "benchmarks.bare", str(port), str(body_file), loop]
     p = await spawn(name, argv, workdir)
     url = f"http://127.0.0.1:{port}"
     await wait_ready(p, url, "/healthz")

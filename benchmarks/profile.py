@@ -42,6 +42,8 @@ _OWNERS: tuple[tuple[str, str, str], ...] = (
     ("access/", "", "access layer (keys, origins, client rate limit)"),
     ("", "", "emailgate, other"),
 )
+ROOTS = ("__main__.py", "http/server.py")
+"""Files of the frames every sample starts with (the CLI, the server's event loop)."""
 # py-spy names a frame's file relative to its sys.path entry (`emailgate/cache.py`), or in
 # full when it cannot; both forms are recognised.
 PACKAGE = str(Path(emailgate.__file__).resolve().parent) + "/"
@@ -81,7 +83,7 @@ def classify(stack: list[tuple[str, str]]) -> str:
         if file.endswith("aiohttp/web_middlewares.py"):
             return PLUMBING
         inside = package_file(file)
-        if inside is None or inside == "__main__.py":  # the process's root frames, not a cost
+        if inside is None or inside in ROOTS:  # the process's root frames, not a cost
             continue
         for start, prefix, cost in _OWNERS:
             if inside.startswith(start) and func.startswith(prefix):

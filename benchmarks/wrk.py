@@ -64,6 +64,7 @@ class WrkResult:
             "errors": self.errors,
             "non_2xx": self.non_2xx,
             "latency_us": self.latency_us,
+            **self.extra,
         }
 
 

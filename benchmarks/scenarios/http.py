@@ -1,9 +1,12 @@
 """Scenarios 1 and 2 over HTTP with wrk: cache hits and the cold local path, beside a bare handler.
 
 Targets, all driven with the same wrk settings, one after the other in each round (the order
-rotates every round), medians over rounds:
+rotates every round), medians over rounds, with the CPU time each process spent per request
+(less sensitive than throughput to what else the machine is running):
 
-- `bare`: a bare aiohttp handler answering a constant JSON (the service's own answer);
+- `bare`, `bare-uvloop`: a bare aiohttp handler answering a constant JSON (the service's own
+  answer), on asyncio's default event loop and on uvloop; the faster of the two is the
+  yardstick every ratio is taken against;
 - `hit`: `emailgate serve` answering one cached address (embedded defaults: log level info);
 - `hit-quiet`: the same with EMAILGATE_LOG_LEVEL=warning (prices the per-check log line);
 - `cold`: `emailgate serve` answering a unique address per request on 21 domains whose DNS
@@ -25,6 +28,8 @@ import aiohttp
 from benchmarks import corpus, procs, profile, wrk
 from benchmarks.context import Bench, scrape
 from benchmarks.stats import median, ratio
+
+BARES = ("bare", "bare-uvloop")
 
 HIT_ADDRESS = "alice.martin@gmail.com"
 COLD_DOMAINS = (*corpus.MAIL_DOMAINS, *corpus.IMPLICIT_DOMAINS)
@@ -53,8 +58,10 @@ def summarize(runs: list[wrk.WrkResult]) -> dict[str, Any]:
     by_rps = sorted(runs, key=lambda r: r.rps)
     middle = by_rps[len(by_rps) // 2]
     lat = [r.latency_us for r in runs]
+    cpu = [r.extra["cpu_us"] for r in runs if "cpu_us" in r.extra]
     return {
         "rounds": len(runs),
+        "cpu_us_per_request": median(cpu) if cpu else None,
         "rps_median": median([r.rps for r in runs]),
         "rps_all": [r.rps for r in runs],
         "p50_us": median([x["p50"] for x in lat]),
@@ -83,12 +90,13 @@ async def run(bench: Bench, *, hit: bool, cold: bool) -> dict[str, Any]:
             await _warm_hit(session, targets["hit-quiet"].url)
             out["body_bytes"] = len(body)
             targets["bare"] = await bench.bare(body)
+            targets["bare-uvloop"] = await bench.bare(body, "bare-uvloop", "uvloop")
         if cold:
             targets["cold"] = await bench.service("cold", {})
             for domain in COLD_DOMAINS:  # DNS answers cached before the measured runs
                 await _get_json(session, targets["cold"].url, f"warm@{domain}")
             out["cold_rss_before"] = procs.rss_bytes(targets["cold"].pid)
-        order = [t for t in ("bare", "hit", "hit-quiet", "cold") if t in targets]
+        order = [t for t in (*BARES, "hit", "hit-quiet", "cold") if t in targets]
         results: dict[str, list[wrk.WrkResult]] = {t: [] for t in order}
         static = wrk.script(bench.workdir, unique=False)
         unique = wrk.script(bench.workdir, unique=True)
@@ -97,6 +105,7 @@ async def run(bench: Bench, *, hit: bool, cold: bool) -> dict[str, Any]:
             for target in turn:
                 service = targets[target]
                 say(f"round {r + 1}/{sizes.rounds}: {target} ({settings.describe()})")
+                cpu_before = procs.cpu_seconds(service.pid)
                 if target == "cold":
                     result = await wrk.run(target, service.url, settings, unique,
                                            (f"r{r}", *COLD_DOMAINS))  # fmt: skip
@@ -105,15 +114,21 @@ async def run(bench: Bench, *, hit: bool, cold: bool) -> dict[str, Any]:
                         await _warm_hit(session, service.url)
                     url = f"{service.url}/api/v1/verify?email={HIT_ADDRESS}"
                     result = await wrk.run(target, url, settings, static)
+                cpu = procs.cpu_seconds(service.pid) - cpu_before
+                result.extra["cpu_us"] = 1e6 * cpu / max(result.requests, 1)
                 results[target].append(result)
-                say(f"  {result.rps:,.0f} requests/s, p99 {result.latency_us['p99'] / 1000:.2f} ms")
+                p99_ms = result.latency_us["p99"] / 1000
+                say(f"  {result.rps:,.0f} requests/s, p99 {p99_ms:.2f} ms, "
+                    f"{result.extra['cpu_us']:.0f} µs CPU per request")  # fmt: skip
                 if result.non_2xx or sum(result.errors.values()):
                     bench.progress.warn(f"{target}: {result.non_2xx} non-2xx, {result.errors}")
         out["targets"] = {t: summarize(results[t]) for t in order}
         out["runs"] = {t: [x.to_json() for x in results[t]] for t in order}
-        bare_rps = out["targets"].get("bare", {}).get("rps_median", 0.0)
+        bares = {b: out["targets"][b]["rps_median"] for b in BARES if b in out["targets"]}
+        out["yardstick"] = max(bares, key=lambda b: bares[b]) if bares else None
         for s in out["targets"].values():
-            s["ratio_to_bare"] = ratio(s["rps_median"], bare_rps)
+            s["ratio_to_bare"] = ratio(s["rps_median"], max(bares.values(), default=0.0))
+            s["ratio_to"] = {b: ratio(s["rps_median"], rps) for b, rps in bares.items()}
         for t in ("hit", "cold"):
             if t in targets:
                 lookups = await scrape(session, targets[t].url, "emailgate_cache_lookups_total")

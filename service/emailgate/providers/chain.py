@@ -108,6 +108,11 @@ class Link:
         self.metrics.provider_paused.labels(self.name).set(1 if paused else 0)
 
 
+EARLY_WAKES = 3
+TIMER_RESOLUTION = 0.001
+"""uvloop's timer resolution, in seconds."""
+
+
 class Chain:
     """The VerdictSource of the pipeline when providers are configured."""
 
@@ -146,6 +151,14 @@ class Chain:
                 continue
             if reservation.wait > 0:
                 await self.sleep(reservation.wait)
+                # uvloop's timers count whole milliseconds from the loop's cached time and
+                # can wake a call before its slot: going early could break the limit at the
+                # provider's end. A few more short sleeps (bounded: a test's clock may stand).
+                for _ in range(EARLY_WAKES):
+                    early = reservation.wait - (self.clock() - asked)
+                    if early <= 0:
+                        break
+                    await self.sleep(early + TIMER_RESOLUTION)
             # Measured from the moment we asked, so a slow answer from Redis counts as lateness.
             if reservation.late(self.clock() - asked):
                 # Going now could break the limit at the provider's end: give the slot up.
