@@ -81,6 +81,9 @@ class Ledger:
         self.rows: list[Row] = []
         self.submitted_chunks = 0
 
+    async def submitting(self, chunk: Chunk) -> None:
+        pass
+
     async def submitted(self, chunk: Chunk) -> None:
         self.submitted_chunks += 1
 

@@ -15,7 +15,7 @@ from emailgate.access.keys import KeyRing
 from emailgate.bulk.base import BulkProvider
 from emailgate.clock import Clock, monotonic
 from emailgate.config import Settings
-from emailgate.http import batch, handlers, static
+from emailgate.http import batch, enrich, handlers, static
 from emailgate.http.errors import JSON
 from emailgate.http.middlewares import errors, slow_bodies
 from emailgate.http.openapi import document
@@ -70,6 +70,7 @@ def create_app(
                     metrics=metrics,
                     chain=spare,
                     bulk=bulk or (services.bulk.providers if services.bulk else ()),
+                    enrichment=services.enrichment.client if services.enrichment else None,
                 )
             )
             app[appkeys.JOBS] = jobs
@@ -102,6 +103,7 @@ def create_app(
     app.router.add_get("/metrics", handlers.metrics)
     app.router.add_get("/openapi.json", openapi)
     batch.install(app)
+    enrich.install(app)
     gate = access.install(app, keys)
     # The whole middleware stack, outermost first, declared here only: every answer (refusals
     # included) gets its request id and error shape; the gate runs before a body is read.

@@ -35,6 +35,9 @@ class Ledger:
         self.submitted_ids: list[str] = []
         self.rows: dict[int, Row] = {}
 
+    async def submitting(self, chunk: Chunk) -> None:
+        pass
+
     async def submitted(self, chunk: Chunk) -> None:
         assert chunk.workflow_id is not None
         self.submitted_ids.append(chunk.workflow_id)

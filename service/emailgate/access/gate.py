@@ -46,14 +46,17 @@ PUBLIC = Grant(history=False)
 
 API = {"/api/v1/verify": "verify", "/api/v1/credits": "credits"}
 """The paths behind the gate, and what they do."""
-BATCH = "/api/v1/batch"
+JOB_APIS = {"/api/v1/batch": "batch", "/api/v1/enrich": "enrich"}
+"""Job APIs: private keys (and anyone in open mode); test keys in the sandbox."""
 
 
 def scope_of(path: str) -> str | None:
-    """What an API path does (`verify`, `credits`, `batch`); None outside the gate."""
+    """What an API path does (`verify`, `credits`, `batch`, `enrich`); None outside the gate."""
     scope = API.get(path)
-    if scope is None and (path == BATCH or path.startswith(BATCH + "/")):
-        return "batch"
+    if scope is None:
+        for prefix, job_scope in JOB_APIS.items():
+            if path == prefix or path.startswith(prefix + "/"):
+                return job_scope
     return scope
 
 

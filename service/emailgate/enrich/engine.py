@@ -1,7 +1,8 @@
 """Enrich a list of contacts: split into requests of at most 250, submit, poll each workflow
 until it ends, then verify every found email with the verify pipeline.
 
-    for each chunk without a workflow:  submit → workflow id  → `ledger.submitted(chunk)`
+    for each chunk without a workflow:  `ledger.submitting(chunk)` → submit → workflow id
+                                        → `ledger.submitted(chunk)`
     until every chunk has ended:        poll the chunk due first (every `poll_every` seconds)
     for each ended chunk:               verify found emails → rows → `ledger.finished(chunk, rows)`
 
@@ -15,7 +16,10 @@ requests of 250 then costs about N submissions, N final polls and the oldest one
 What is retried: a 429 (after the pause its Retry-After set) and a 5xx, always; a status poll
 after any transient failure (polls are free and idempotent). A submission that may have reached
 the provider without an answer (timeout, dropped connection, junk) is not sent again: its
-contacts end `failed` rather than risk paying twice. No credits or a refused key end the job.
+contacts end `failed` rather than risk paying twice. No credits or a refused key stop the
+submissions (the rest of the contacts fail unsent); the workflows already sent are still polled,
+since they are paid for, and then the job fails. A webhook from the provider (`wake`) makes a
+workflow due at once; polling stays the fallback.
 """
 
 from __future__ import annotations
@@ -75,9 +79,10 @@ class EmailChecker(Protocol):
 
     async def check(
         self, raw: str, context: str = "signup", *, use_providers: bool = True,
-        sandbox: bool = False,
+        sandbox: bool = False, background: bool = False,
     ) -> CheckResult:  # fmt: skip
-        """One address's RESULT for `context`."""
+        """One address's RESULT for `context` (`background`: providers only in slots that
+        interactive checks leave unused)."""
         ...
 
 
@@ -138,6 +143,12 @@ class Row:
 class Ledger(Protocol):
     """What the engine records as it goes (the job store's seam)."""
 
+    async def submitting(self, chunk: Chunk) -> None:
+        """The chunk is about to be sent: once recorded, it is never sent again (a crash
+        before its workflow id is stored fails its contacts rather than risk paying twice).
+        May raise to stop the engine before anything more is sent."""
+        ...
+
     async def submitted(self, chunk: Chunk) -> None:
         """The chunk's workflow id and task ids: stored before the engine waits on them."""
         ...
@@ -167,9 +178,42 @@ class Enricher:
     sandbox: bool = False
     poll_every: float = POLL_EVERY
     first_poll: float = FIRST_POLL
+    background: bool = True
+    """Found emails are checked in the providers' spare slots: signups go first."""
     clock: Clock = monotonic
     sleep: Sleep = asyncio.sleep
     _verifying: set[asyncio.Task[None]] = field(default_factory=set)
+    _failure: str | None = None
+    """Why nothing more can be sent (no credits, key refused); the job fails at the end."""
+    _chunks: dict[str, Chunk] = field(default_factory=dict)
+    _woken: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def wake(self, workflow_id: str) -> bool:
+        """The provider says this workflow ended (its webhook): poll it now. False when the
+        workflow is not one this engine waits on."""
+        chunk = self._chunks.get(workflow_id)
+        if chunk is None or chunk.done:
+            return False
+        chunk.next_poll = min(chunk.next_poll, self.clock())
+        chunk.working = 0
+        self._woken.set()
+        return True
+
+    async def _nap(self, seconds: float) -> None:
+        """Sleep until the next poll is due, or until a webhook wakes a workflow."""
+        if self._woken.is_set():
+            self._woken.clear()
+            return
+        nap = asyncio.ensure_future(self.sleep(seconds))
+        woken = asyncio.ensure_future(self._woken.wait())
+        try:
+            done, _ = await asyncio.wait({nap, woken}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            nap.cancel()
+            woken.cancel()
+        if nap in done:
+            nap.result()  # what the sleep raised (a worker handing the job back) goes on up
+        self._woken.clear()
 
     async def run(self, chunks: Sequence[Chunk], enrichment_type: str, ledger: Ledger) -> None:
         """Every chunk to the end; JobFailed when the job cannot go on."""
@@ -178,14 +222,20 @@ class Enricher:
             pending = [c for c in chunks if not c.done]
             for chunk in pending:
                 if chunk.workflow_id is None:
+                    if self._failure is not None:
+                        self._fail_chunk(chunk, f"not sent: {self._failure}", ledger, limit)
+                        continue
                     await self._submit(chunk, enrichment_type, ledger, limit)
                 chunk.next_poll = self.clock() + self.first_poll
+                if chunk.workflow_id is not None:
+                    self._chunks[chunk.workflow_id] = chunk
             pending = [c for c in pending if not c.done]
             while pending:
                 chunk = min(pending, key=lambda c: (c.next_poll, c.number))
                 delay = chunk.next_poll - self.clock()
                 if delay > 0:
-                    await self.sleep(delay)
+                    await self._nap(delay)
+                    continue  # a webhook may have made another workflow due first
                 status = await self._poll(chunk)
                 if status is None:
                     continue
@@ -206,6 +256,9 @@ class Enricher:
         finally:
             for task in self._verifying:
                 task.cancel()
+            self._chunks.clear()
+        if self._failure is not None:
+            raise JobFailed(self._failure)
 
     # -- submitting and polling --------------------------------------------------------------
 
@@ -213,11 +266,16 @@ class Enricher:
         self, chunk: Chunk, enrichment_type: str, ledger: Ledger, limit: asyncio.Semaphore
     ) -> None:
         failures = 0
+        await ledger.submitting(chunk)
         while True:
             try:
                 sub = await self.source.submit(chunk.contacts, enrichment_type)
             except (NoCredits, Unauthorized) as e:
-                raise JobFailed(_why(e)) from None
+                # Nothing more is sent; the workflows already sent are still polled (they are
+                # paid for), and the job fails once they end.
+                self._failure = _why(e)
+                self._fail_chunk(chunk, f"not sent: {self._failure}", ledger, limit)
+                return
             except (RateLimited, ServerError) as e:
                 failures += 1
                 if failures > SUBMIT_RETRIES:
@@ -294,7 +352,7 @@ class Enricher:
                 async with limit:
                     checked = await self.checker.check(
                         task.email, self.context, use_providers=self.use_providers,
-                        sandbox=self.sandbox,
+                        sandbox=self.sandbox, background=self.background,
                     )  # fmt: skip
                 result = checked.to_dict()
             found = task.email is not None or bool(task.phones)

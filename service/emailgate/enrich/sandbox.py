@@ -18,6 +18,7 @@ case-insensitive; the email found then goes through the verify sandbox, so a con
 
 from __future__ import annotations
 
+import os
 import re
 import zlib
 from collections.abc import Sequence
@@ -38,21 +39,28 @@ class SandboxSource:
     name = "sandbox"
 
     def __init__(self) -> None:
-        self._workflows: dict[str, WorkflowStatus] = {}
+        self._workflows: dict[str, tuple[Sequence[Contact], str]] = {}
+        self._count = 0
 
     async def submit(self, contacts: Sequence[Contact], enrichment_type: str) -> Submission:
-        """A finished workflow, its results kept until polled."""
-        n = len(self._workflows) + 1
-        workflow_id = f"sandbox_{n:06d}"
-        tasks = tuple(
-            sandbox_result(f"{workflow_id}_{i}", c, enrichment_type) for i, c in enumerate(contacts)
-        )
-        self._workflows[workflow_id] = WorkflowStatus(WorkflowState.DONE, tasks)
-        return Submission(workflow_id, tuple(t.task_id or "" for t in tasks))
+        """A workflow that has finished already; its contacts kept until polled."""
+        self._count += 1
+        workflow_id = f"sandbox_{self._count:06d}_{os.urandom(3).hex()}"
+        self.remember(workflow_id, contacts, enrichment_type)
+        return Submission(workflow_id, tuple(f"{workflow_id}_{i}" for i in range(len(contacts))))
+
+    def remember(self, workflow_id: str, contacts: Sequence[Contact], enrichment_type: str) -> None:
+        """A workflow submitted before (a resumed job): its results are the same again."""
+        self._workflows[workflow_id] = (contacts, enrichment_type)
 
     async def status(self, workflow_id: str) -> WorkflowStatus:
         """The workflow's results (it finished when it was submitted)."""
-        return self._workflows.pop(workflow_id, WorkflowStatus(WorkflowState.FAILED, (), "gone"))
+        known = self._workflows.pop(workflow_id, None)
+        if known is None:
+            return WorkflowStatus(WorkflowState.FAILED, (), "gone")
+        contacts, kind = known
+        tasks = tuple(sandbox_result(f"{workflow_id}_{i}", c, kind) for i, c in enumerate(contacts))
+        return WorkflowStatus(WorkflowState.DONE, tasks)
 
 
 def sandbox_result(task_id: str, contact: Contact, enrichment_type: str) -> TaskResult:

@@ -52,7 +52,7 @@ async def _job_of(request: web.Request) -> Job:
     if not raw.isdigit() or len(raw) > 12:
         raise web.HTTPNotFound(text="no such job")
     job: Job | None = await _jobs(request).store.get(int(raw), owner=_owner(request))
-    if job is None:
+    if job is None or job.kind != "batch":
         raise web.HTTPNotFound(text="no such job")
     return job
 

@@ -24,8 +24,9 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 # Headers of aiohttp's HTTP exceptions that belong in our JSON answer too.
 _KEEP = ("Allow", "Retry-After", "WWW-Authenticate")
 
-STREAMED = "/api/v1/batch"
-"""Paths whose bodies (uploaded lists, up to EMAILGATE_BATCH_MAX_BYTES) the handler streams."""
+STREAMED = ("/api/v1/batch", "/api/v1/enrich")
+"""Paths whose bodies (uploaded lists, up to EMAILGATE_BATCH_MAX_BYTES; contacts, up to 8 MiB)
+the handler streams."""
 
 BODY_TIMEOUT = web.AppKey("body_timeout", float)
 """Seconds a request body may take to arrive (tests set a short one); default BODY_TIMEOUT_S."""
@@ -64,7 +65,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 @web.middleware
 async def slow_bodies(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Read the body (bounded by the app's client_max_size) within a time limit, else 408.
-    Batch uploads are streamed to disk by their handler instead."""
+    Batch uploads and enrichment jobs are read by their handlers instead."""
     if request.can_read_body and not request.path.startswith(STREAMED):
         size = request.content_length
         if size is not None and size > request.client_max_size:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from emailgate import __version__
-from emailgate.http import openapi_batch
+from emailgate.http import openapi_batch, openapi_enrich
 from emailgate.verify.result import ACCOUNTS, Decision, Reason, Source, State
 
 # The enums are the code's own (verify/result.py): the document cannot list a value the
@@ -391,6 +391,7 @@ def document() -> dict[str, Any]:
                 },
             },
             **openapi_batch.paths(),
+            **openapi_enrich.paths(),
             "/openapi.json": {
                 "get": {
                     "operationId": "openapi",
@@ -413,6 +414,7 @@ def document() -> dict[str, Any]:
                 "Credits": CREDITS,
                 "Status": STATUS,
                 **openapi_batch.SCHEMAS,
+                **openapi_enrich.SCHEMAS,
             },
             "securitySchemes": {
                 "ApiKey": {

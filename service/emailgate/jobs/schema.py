@@ -138,12 +138,64 @@ outbox = sa.Table(
 
 V1_TABLES = (jobs, rows, addresses, bulk_lists, outbox)
 
+# Contact enrichment (jobs of kind `enrich`): the job's own settings and counters, its contacts
+# with their outcomes, and its requests to the provider (a workflow id stored before waiting).
+enrich_jobs = sa.Table(
+    "enrich_jobs",
+    metadata,
+    sa.Column("job_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("enrichment_type", sa.String(16), nullable=False),
+    sa.Column("found", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("not_found", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("failed", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("emails_found", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("emails_rejected", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("phones_found", sa.Integer, nullable=False, server_default="0"),
+)
+
+enrich_contacts = sa.Table(
+    "enrich_contacts",
+    metadata,
+    sa.Column("job_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("idx", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("contact", sa.Text, nullable=False),
+    # JSON: the contact as given (its known fields only).
+    sa.Column("outcome", sa.String(16)),
+    # Null until known: `found`, `not_found` or `failed`.
+    sa.Column("row", sa.Text),
+    # JSON: what was found and the RESULT of a found email, once known.
+)
+
+enrich_requests = sa.Table(
+    "enrich_requests",
+    metadata,
+    sa.Column("job_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("number", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("start", sa.Integer, nullable=False),
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    # `pending`; `sending` (written before the request goes: never sent twice); `sent` (the
+    # workflow id is stored); `done`; `lost` (sent without an answer: its contacts failed).
+    sa.Column("workflow_id", sa.Text),
+    sa.Column("task_ids", sa.Text),
+    # JSON list, in contact order.
+    sa.Column("sent_at", sa.Float),
+)
+
+V2_TABLES = (enrich_jobs, enrich_contacts, enrich_requests)
+
 
 def _v1(conn: Connection) -> None:
     metadata.create_all(conn, tables=list(V1_TABLES))
 
 
-MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(1, _v1)]
+def _v2(conn: Connection) -> None:
+    metadata.create_all(conn, tables=list(V2_TABLES))
+    # Workers claim by kind: a batch worker never takes an enrichment job, nor the reverse.
+    conn.execute(sa.text("CREATE INDEX IF NOT EXISTS jobs_claim ON jobs (kind, status, id)"))
+
+
+MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(1, _v1), (2, _v2)]
 """Append a step for every change of the schema; never edit one that has shipped."""
 
 LATEST = MIGRATIONS[-1][0]

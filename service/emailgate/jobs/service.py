@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 
 from emailgate.bulk.base import BulkProvider
 from emailgate.config import Settings
+from emailgate.enrich.cleanlist import CleanlistClient
+from emailgate.enrich.engine import FIRST_POLL, POLL_EVERY
+from emailgate.jobs.enrich_runner import EnrichRunner
 from emailgate.jobs.model import JobStatus
 from emailgate.jobs.runner import Runner, SpareSource
 from emailgate.jobs.store import JobStore, open_store
@@ -21,6 +24,7 @@ from emailgate.verify.pipeline import Verifier
 
 log = logging.getLogger("emailgate.jobs")
 
+JOB_KINDS = ("batch", "enrich")
 HOUSEKEEPING = 30.0  # seconds between retention passes and gauge refreshes
 GAUGE_SETTLE = 0.2  # seconds: status changes this close together make one gauge refresh
 
@@ -34,6 +38,8 @@ class Jobs:
     deliverer: Deliverer
     settings: Settings
     metrics: Metrics
+    enricher: EnrichRunner | None = None
+    """The enrichment worker (None when this process does not work jobs)."""
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     gauge_stale: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -52,11 +58,17 @@ class Jobs:
         """A job was added or approved: look for work now."""
         self.runner.wake.set()
 
+    def wake_enricher(self) -> None:
+        """An enrichment job was added: look for work now."""
+        if self.enricher is not None:
+            self.enricher.wake.set()
+
     async def refresh_gauge(self) -> None:
         """`emailgate_jobs{kind,status}` from the store (shared by every replica)."""
         counts = await self.store.counts_by_status()
-        for status in JOB_STATUSES:
-            self.metrics.jobs.labels("batch", status).set(counts.get(("batch", status), 0))
+        for kind in JOB_KINDS:
+            for status in JOB_STATUSES:
+                self.metrics.jobs.labels(kind, status).set(counts.get((kind, status), 0))
 
     async def cancel(self, job_id: int) -> bool:
         """Cancel (a webhook says so) and delete the job with every address it holds."""
@@ -83,6 +95,7 @@ async def open_jobs(
     metrics: Metrics,
     chain: SpareSource | None,
     bulk: Sequence[BulkProvider] = (),
+    enrichment: CleanlistClient | None = None,
     work: bool = True,
     wall: Callable[[], float] = time.time,
 ) -> AsyncIterator[Jobs]:
@@ -102,7 +115,14 @@ async def open_jobs(
             allow_private=settings.webhook_allow_private,
             wall=wall,
         )
-        jobs = Jobs(store, runner, deliverer, settings, metrics)
+        # Polls keep the provider's advised cadence (5 s a minute window), scaled with the window.
+        scale = settings.cleanlist_rate.period / 60.0
+        enricher = EnrichRunner(
+            store, verifier, metrics=metrics, client=enrichment, lease_ttl=lease,
+            heartbeat=lease / 6, webhook_url=provider_hook_url(settings),
+            poll_every=POLL_EVERY * scale, first_poll=FIRST_POLL * scale,
+        )  # fmt: skip
+        jobs = Jobs(store, runner, deliverer, settings, metrics, enricher=enricher)
         # This replica's status changes show in the gauge at once; other replicas' (PostgreSQL)
         # within HOUSEKEEPING seconds.
         store.on_change = jobs.gauge_stale.set
@@ -110,6 +130,7 @@ async def open_jobs(
         if work:
             jobs.tasks += [
                 asyncio.create_task(runner.run_forever(), name="jobs-runner"),
+                asyncio.create_task(enricher.run_forever(), name="jobs-enricher"),
                 asyncio.create_task(deliverer.run_forever(), name="jobs-webhooks"),
                 asyncio.create_task(_housekeeping(jobs, runner.stopping), name="jobs-retention"),
             ]
@@ -118,10 +139,16 @@ async def open_jobs(
         finally:
             store.on_change = None
             runner.stop()
+            enricher.stop()
             deliverer.stop()
             for task in jobs.tasks:
                 with contextlib.suppress(Exception, asyncio.CancelledError):
                     await asyncio.wait_for(task, settings.shutdown_timeout_s)
+
+
+def provider_hook_url(settings: Settings) -> str | None:
+    """The webhook Cleanlist.ai is given with each request (None: polling only)."""
+    return None
 
 
 async def _housekeeping(jobs: Jobs, stopping: asyncio.Event) -> None:

@@ -23,10 +23,22 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from emailgate.jobs import schema
 from emailgate.jobs.model import STATES, Job, JobStatus, Stage
-from emailgate.jobs.schema import addresses, bulk_lists, jobs, outbox, rows
+from emailgate.jobs.schema import (
+    addresses,
+    bulk_lists,
+    enrich_contacts,
+    enrich_jobs,
+    enrich_requests,
+    jobs,
+    outbox,
+    rows,
+)
 
 Wall = Callable[[], float]
 INSERT_BATCH = 1000
+ENRICH_TABLES = (enrich_jobs, enrich_contacts, enrich_requests)
+ENRICH_COUNTERS = ("found", "not_found", "failed", "emails_found", "emails_rejected",
+                   "phones_found")  # fmt: skip
 
 
 def engine_url(database_url: str | None, data_dir: Path) -> str:
@@ -273,16 +285,17 @@ class JobStore:
         row = (await conn.execute(sa.select(jobs).where(jobs.c.id == job_id))).mappings().first()
         return None if row is None else _job(row)
 
-    async def list_jobs(self, owner: str, *, page: int, per_page: int) -> tuple[list[Job], int]:
-        """The owner's jobs, newest first, and how many there are."""
+    async def list_jobs(
+        self, owner: str, *, page: int, per_page: int, kind: str = "batch"
+    ) -> tuple[list[Job], int]:
+        """The owner's jobs of `kind`, newest first, and how many there are."""
+        mine = sa.and_(jobs.c.owner == owner, jobs.c.kind == kind)
         async with self.engine.connect() as conn:
-            total = await _scalar(
-                conn, sa.select(sa.func.count()).select_from(jobs).where(jobs.c.owner == owner)
-            )
+            total = await _scalar(conn, sa.select(sa.func.count()).select_from(jobs).where(mine))
             found = (
                 await conn.execute(
                     sa.select(jobs)
-                    .where(jobs.c.owner == owner)
+                    .where(mine)
                     .order_by(jobs.c.id.desc())
                     .limit(per_page)
                     .offset((page - 1) * per_page)
@@ -344,8 +357,11 @@ class JobStore:
 
     # Leases ---------------------------------------------------------------------------------
 
-    async def claim(self, worker: str, ttl: float, *, job_id: int | None = None) -> Job | None:
-        """Take the oldest processing job (or `job_id`) whose lease is free or ran out."""
+    async def claim(
+        self, worker: str, ttl: float, *, job_id: int | None = None, kind: str = "batch"
+    ) -> Job | None:
+        """Take the oldest processing job of `kind` (or `job_id`) whose lease is free or ran
+        out: each kind has its own workers, which never take another kind's jobs."""
         now = self.wall()
         free = sa.or_(jobs.c.lease_owner.is_(None), jobs.c.lease_until < now)
         if job_id is not None:
@@ -355,7 +371,9 @@ class JobStore:
                 candidates = (
                     await conn.execute(
                         sa.select(jobs.c.id)
-                        .where(jobs.c.status == JobStatus.PROCESSING.value, free)
+                        .where(
+                            jobs.c.kind == kind, jobs.c.status == JobStatus.PROCESSING.value, free
+                        )
                         .order_by(jobs.c.id)
                         .limit(5)
                     )
@@ -367,6 +385,7 @@ class JobStore:
                     jobs.update()
                     .where(
                         jobs.c.id == candidate,
+                        jobs.c.kind == kind,
                         jobs.c.status == JobStatus.PROCESSING.value,
                         free,
                     )
@@ -465,7 +484,10 @@ class JobStore:
     async def _notify(self, conn: AsyncConnection, job: Job, now: float) -> None:
         if job.callback_url is None:
             return
-        body = orjson.dumps({"event": "batch.status", "data": job.to_dict()}).decode()
+        data = job.to_dict()
+        if job.kind == "enrich":
+            data["enrichment"] = await enrich_summary(conn, job.id)
+        body = orjson.dumps({"event": f"{job.kind}.status", "data": data}).decode()
         await conn.execute(
             outbox.insert().values(
                 job_id=job.id, url=job.callback_url, body=body, next_at=now, created_at=now
@@ -476,7 +498,7 @@ class JobStore:
     async def delete(self, job_id: int) -> bool:
         """Delete the job and every address and row it holds (its queued webhooks stay)."""
         async with self.engine.begin() as conn:
-            for table in (rows, addresses, bulk_lists):
+            for table in (rows, addresses, bulk_lists, *ENRICH_TABLES):
                 await conn.execute(table.delete().where(table.c.job_id == job_id))
             gone = await conn.execute(jobs.delete().where(jobs.c.id == job_id))
         if gone.rowcount == 1:
@@ -763,6 +785,18 @@ class JobStore:
                     outbox.c.done_at.is_not(None), outbox.c.done_at < self.wall() - retention
                 )
             )
+
+
+async def enrich_summary(conn: AsyncConnection, job_id: int) -> dict[str, Any]:
+    """An enrichment job's own part of JOB: its type and what was found so far."""
+    row = (
+        (await conn.execute(sa.select(enrich_jobs).where(enrich_jobs.c.job_id == job_id)))
+        .mappings()
+        .first()
+    )
+    if row is None:
+        return {}
+    return {"enrichment_type": row["enrichment_type"], **{c: row[c] for c in ENRICH_COUNTERS}}
 
 
 async def _scalar(conn: AsyncConnection, query: Any) -> int:

@@ -24,7 +24,13 @@ from emailgate.verify.mail import MailDomain, MailStatus
 from emailgate.verify.resolver_trust import ResolverTrust
 from emailgate.verify.result import ACCOUNTS, Address, Decision, Reason, Source, State, Verdict
 from emailgate.verify.sandbox import sandbox_verdict
-from emailgate.verify.seams import ChainOutcome, DomainResolver, VerdictSource, VerdictStore
+from emailgate.verify.seams import (
+    ChainOutcome,
+    DomainResolver,
+    SpareVerdictSource,
+    VerdictSource,
+    VerdictStore,
+)
 from emailgate.verify.singleflight import SingleFlight
 from emailgate.verify.syntax import InvalidAddress, parse_address, split_loosely
 
@@ -36,6 +42,8 @@ NO_PROVIDER = ChainOutcome(None, Reason.UNKNOWN)
 DNS_SHARE = 0.4
 FRESH_SAMPLES = 256  # durations of fresh checks kept per source, for answers that hide history
 PROVIDER_CHECK_S = 0.3  # a fresh provider-backed check's typical time, until one is measured
+BACKGROUND_DEADLINE = 30.0  # seconds a background check may wait for a spare provider slot
+SPARE_WAIT = (0.05, 1.0)  # seconds between two asks for a spare slot: first, then at most
 PAID_SOURCES = frozenset(ACCOUNTS)  # real-time and bulk providers: their verdicts are cached
 
 
@@ -133,8 +141,13 @@ class Verifier:
         use_providers: bool = True,
         sandbox: bool = False,
         history: bool = True,
+        background: bool = False,
     ) -> CheckResult:
         """Check one address for `context` within the deadline. Never raises for bad input.
+
+        `background` (jobs: enrichment's found emails): providers are asked only in slots that
+        interactive checks leave unused (the pacers' background lane: signups go first),
+        waiting for one up to BACKGROUND_DEADLINE instead of the interactive deadline.
 
         `history=False` (public keys): the answer must not tell whether anyone checked this
         address before. A cache hit then answers `cached: false` after as long as a fresh
@@ -149,8 +162,9 @@ class Verifier:
             except InvalidAddress:
                 return self._finish_invalid(raw, context, threshold, start)
             fresh, cached = await self._verdict(
-                address, start, use_providers, sandbox, read_cache=history or use_providers
-            )
+                address, start, use_providers, sandbox, read_cache=history or use_providers,
+                background=background,
+            )  # fmt: skip
             result = self._finish(address, fresh, cached, context, threshold, start)
             if cached and not history:
                 return await self._as_if_fresh(result, start)
@@ -184,20 +198,22 @@ class Verifier:
         sandbox: bool,
         *,
         read_cache: bool = True,
+        background: bool = False,
     ) -> tuple[Fresh, bool]:
         if sandbox:
             return Fresh(sandbox_verdict(address)), False
         facts = self.lists.facts(address.ascii_domain)
         role = self.lists.is_role(address.user)
         key = self.cache.key(address)
-        deadline_at = start + self.deadline
+        deadline_at = start + (BACKGROUND_DEADLINE if background else self.deadline)
         if read_cache:
             cached = await self.cache.get(key, budget=deadline_at - self.clock())
             if cached is not None:
                 return Fresh(cached), True
+        # A background check never shares a signup's flight: neither waits on the other's lane.
         task, _shared = self.flight.start(
-            (key, use_providers),
-            lambda: self._fresh(address, facts, role, key, deadline_at, use_providers),
+            (key, use_providers, background),
+            lambda: self._fresh(address, facts, role, key, deadline_at, use_providers, background),
         )
         try:
             fresh = await asyncio.wait_for(
@@ -218,6 +234,7 @@ class Verifier:
         key: str,
         deadline_at: float,
         use_providers: bool,
+        background: bool = False,
     ) -> Fresh:
         """A verdict nobody has cached: local checks, DNS, then providers; then store it."""
         calls = 0
@@ -230,7 +247,7 @@ class Verifier:
             self.metrics.dns_lookups.labels(mail.status.value).inc()
             if mail.status.takes_mail or mail.status is MailStatus.ERROR:
                 verdict, calls = await self._ask_providers(
-                    address, facts, role, mail, deadline_at, use_providers
+                    address, facts, role, mail, deadline_at, use_providers, background
                 )
             else:
                 verdict = local.domain_verdict(address, facts, role, mail, Reason.UNKNOWN)
@@ -252,10 +269,14 @@ class Verifier:
         mail: MailDomain,
         deadline_at: float,
         use_providers: bool,
+        background: bool = False,
     ) -> tuple[Verdict, int]:
         outcome = NO_PROVIDER
         if use_providers and self.chain is not None:
-            outcome = await self.chain.verify(address, deadline_at)
+            if background and isinstance(self.chain, SpareVerdictSource):
+                outcome = await self._spare(self.chain, address, deadline_at)
+            else:
+                outcome = await self.chain.verify(address, deadline_at)
         if outcome.verdict is None:
             verdict = local.domain_verdict(address, facts, role, mail, outcome.why_none)
             return verdict, outcome.calls
@@ -267,6 +288,20 @@ class Verifier:
             did_you_mean=v.did_you_mean or local.suggestion(address, facts),
             mx_record=v.mx_record or mail.mx,
         ), outcome.calls
+
+    async def _spare(
+        self, chain: SpareVerdictSource, address: Address, deadline_at: float
+    ) -> ChainOutcome:
+        """A background verdict: the first spare slot before `deadline_at`, asked again with
+        growing pauses while none is free; past the deadline, no provider verdict."""
+        wait = SPARE_WAIT[0]
+        while (left := deadline_at - self.clock()) > 0:
+            outcome = await chain.verify_spare(address, left)
+            if outcome is not None:
+                return dataclasses.replace(outcome, calls=max(outcome.calls, 1))
+            await self.sleep(min(wait, left))
+            wait = min(SPARE_WAIT[1], wait * 2)
+        return ChainOutcome(None, Reason.UNAVAILABLE_PROVIDER)
 
     def _finish(
         self,

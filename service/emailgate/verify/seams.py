@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from emailgate.verify.mail import MailDomain
 from emailgate.verify.result import Address, Reason, Verdict
@@ -62,4 +62,14 @@ class VerdictSource(Protocol):
 
     async def verify(self, address: Address, deadline: float) -> ChainOutcome:
         """A verdict for `address` before `deadline` (a reading of the app's clock)."""
+        ...
+
+
+@runtime_checkable
+class SpareVerdictSource(Protocol):
+    """A verdict source that also serves background work (batch jobs, enrichment) from the
+    slots interactive checks leave unused (`providers.chain.Chain`)."""
+
+    async def verify_spare(self, address: Address, timeout: float) -> ChainOutcome | None:
+        """A verdict from a spare slot right now, or None when no provider was asked."""
         ...

@@ -1,0 +1,331 @@
+"""The enrichment worker: takes jobs of kind `enrich` under a lease and runs the enrichment
+engine on them, with the job store as its ledger.
+
+    resume   requests `sending` without a workflow id (the worker died while sending): their
+             contacts fail, never sent again; requests `sent`: their stored workflow is polled
+    engine   requests of ≤ 250 submitted (recorded `sending` first, the workflow id stored at
+             once), polled, every found email verified in the background lane, rows stored
+    end      processed (or failed: no credits, key refused, with every contact left failed)
+
+A worker that dies is replaced by another after the lease runs out; it polls the stored
+workflows and never submits a request twice. Batch workers never take these jobs, nor the
+reverse (the store's claim is by kind).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from emailgate.clock import Clock, monotonic
+from emailgate.enrich.cleanlist import CleanlistClient, Contact, Submission, WorkflowStatus
+from emailgate.enrich.engine import (
+    FIRST_POLL,
+    POLL_EVERY,
+    Chunk,
+    Enricher,
+    EnrichSource,
+    JobFailed,
+    Row,
+)
+from emailgate.enrich.sandbox import SandboxSource
+from emailgate.jobs.enrich_store import OUTCOMES, ContactRow, EnrichStore
+from emailgate.jobs.model import Job, JobStatus, Stage
+from emailgate.jobs.runner import (
+    HEARTBEAT,
+    IDLE_POLL,
+    LEASE_TTL,
+    PROGRESS_EVERY,
+    Handback,
+    LeaseLost,
+)
+from emailgate.jobs.store import JobStore
+from emailgate.metrics import Metrics
+from emailgate.verify.pipeline import Verifier
+
+log = logging.getLogger("emailgate.jobs")
+
+LOST = "sent to the provider without an answer before a restart; not sent again (no double pay)"
+PHONE_CREDITS = 10  # Cleanlist.ai's price of a phone found; an email costs 1
+
+
+@dataclass
+class _Run:
+    job: Job
+    lost: bool = False
+    engine: Enricher | None = None
+
+
+@dataclass
+class _Ledger:
+    """The engine's ledger on the store: every step recorded before the next."""
+
+    runner: EnrichRunner
+    run: _Run
+    contacts: Sequence[Contact]
+    rows_seen: list[int] = field(default_factory=list)
+
+    async def submitting(self, chunk: Chunk) -> None:
+        self.runner._check(self.run)
+        await self.runner.enrich.sending(self.run.job.id, chunk.number)
+
+    async def submitted(self, chunk: Chunk) -> None:
+        assert chunk.workflow_id is not None
+        await self.runner.enrich.sent(
+            self.run.job.id, chunk.number, chunk.workflow_id, chunk.task_ids
+        )
+
+    async def finished(self, chunk: Chunk, rows: list[Row]) -> None:
+        await self.runner._store_rows(self.run.job, chunk.number, rows, self.contacts)
+
+
+class EnrichRunner:
+    """Works enrichment jobs from the store, one at a time, until stopped."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        verifier: Verifier,
+        *,
+        metrics: Metrics,
+        client: CleanlistClient | None,
+        worker: str | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Clock = monotonic,
+        lease_ttl: float = LEASE_TTL,
+        heartbeat: float = HEARTBEAT,
+        poll_every: float = POLL_EVERY,
+        first_poll: float = FIRST_POLL,
+        webhook_url: str | None = None,
+    ) -> None:
+        self.store = store
+        self.enrich = EnrichStore(store)
+        self.verifier = verifier
+        self.metrics = metrics
+        self.client = client
+        """None when enrichment is off here: only sandbox jobs can run."""
+        self.worker = worker or f"{os.uname().nodename}:{os.getpid()}:{os.urandom(3).hex()}"
+        self.sleep = sleep
+        self.clock = clock
+        self.lease_ttl = lease_ttl
+        self.heartbeat = heartbeat
+        self.poll_every = poll_every
+        self.first_poll = first_poll
+        self.webhook_url = webhook_url
+        """Where Cleanlist.ai calls back when a workflow ends (a wake-up for polling)."""
+        self.stopping = asyncio.Event()
+        self.wake = asyncio.Event()
+        self._run: _Run | None = None
+
+    # The loop ---------------------------------------------------------------------------------
+
+    async def run_forever(self) -> None:
+        """Take enrichment jobs until `stop()`; a failure in one job fails that job only."""
+        while not self.stopping.is_set():
+            try:
+                job = await self.store.claim(self.worker, self.lease_ttl, kind="enrich")
+            except Exception:
+                log.exception("job store unreachable", extra={"event": "job_store_error"})
+                job = None
+            if job is None:
+                self.wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._interrupted(), IDLE_POLL)
+                continue
+            await self.run_job(job)
+
+    async def _interrupted(self) -> None:
+        stop = asyncio.ensure_future(self.stopping.wait())
+        wake = asyncio.ensure_future(self.wake.wait())
+        try:
+            await asyncio.wait({stop, wake}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            wake.cancel()
+
+    def stop(self) -> None:
+        """Stop sending, hand the job back, and leave the loop."""
+        self.stopping.set()
+
+    def workflow_done(self, workflow_id: str) -> bool:
+        """The provider's webhook: poll that workflow now, if this worker waits on it."""
+        run = self._run
+        return run is not None and run.engine is not None and run.engine.wake(workflow_id)
+
+    async def run_job(self, job: Job) -> None:
+        """Work one claimed job as far as it goes."""
+        run = _Run(job)
+        self._run = run
+        beat = asyncio.create_task(self._heartbeat(run))
+        try:
+            await self._work(run)
+        except Handback:
+            await self.store.release(job.id, self.worker)
+            log.info("job handed back", extra={"event": "job_handback", "job": job.id})
+        except LeaseLost:
+            log.info("job no longer ours", extra={"event": "job_lost", "job": job.id})
+        except Exception as e:
+            log.exception("job failed", extra={"event": "job_failed", "job": job.id})
+            await self.store.set_status(
+                job.id, JobStatus.FAILED, error=f"internal error ({type(e).__name__})"
+            )
+        finally:
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beat
+            self._run = None
+
+    async def _heartbeat(self, run: _Run) -> None:
+        while True:
+            await self.sleep(self.heartbeat)
+            try:
+                if not await self.store.renew(run.job.id, self.worker, self.lease_ttl):
+                    run.lost = True
+                    return
+            except Exception:  # the store is away for a moment: the lease has slack
+                log.warning("lease renewal failed", extra={"event": "lease_renew_failed"})
+
+    def _check(self, run: _Run) -> None:
+        if run.lost:
+            raise LeaseLost
+        if self.stopping.is_set():
+            raise Handback
+
+    def _checked_sleep(self, run: _Run) -> Callable[[float], Awaitable[None]]:
+        """The engine's sleep: leaves at once on shutdown or a lost lease."""
+
+        async def sleep(seconds: float) -> None:
+            end = self.clock() + max(0.0, seconds)
+            while True:
+                self._check(run)
+                left = end - self.clock()
+                if left <= 0:
+                    return
+                await self.sleep(min(0.2, left))
+
+        return sleep
+
+    # One job ----------------------------------------------------------------------------------
+
+    async def _work(self, run: _Run) -> None:
+        job = run.job
+        kind = await self.enrich.enrichment_type(job.id)
+        if kind is None:
+            return  # deleted meanwhile
+        contacts = await self.enrich.contacts(job.id)
+        source = self._source(job)
+        if source is None:
+            await self._fail(job, contacts, "enrichment is off on this replica "
+                             "(no valid EMAILGATE_CLEANLIST_API_KEY)")  # fmt: skip
+            return
+        chunks: list[Chunk] = []
+        for req in await self.enrich.requests(job.id):
+            part = list(contacts[req.start : req.start + req.size])
+            chunk = Chunk(req.number, req.start, part, req.workflow_id, req.task_ids)
+            if req.state in ("done", "lost"):
+                continue
+            if req.state == "sending" and req.workflow_id is None:
+                # The worker died between recording the request and storing its workflow id:
+                # it may have reached the provider. Its contacts fail; it is never resent.
+                await self._store_rows(job, req.number, _failed(chunk, LOST), contacts, "lost")
+                continue
+            if isinstance(source, SandboxSource) and req.workflow_id is not None:
+                source.remember(req.workflow_id, part, kind)
+            chunks.append(chunk)
+        engine = Enricher(
+            source, self.verifier, self.metrics.enrich, context=job.context,
+            sandbox=job.sandbox, poll_every=self.poll_every, first_poll=self.first_poll,
+            clock=self.clock, sleep=self._checked_sleep(run),
+        )  # fmt: skip
+        run.engine = engine
+        self._check(run)
+        try:
+            await engine.run(chunks, kind, _Ledger(self, run, contacts))
+        except JobFailed as e:
+            await self._fail(job, contacts, str(e))
+            return
+        self._check(run)
+        await self.store.set_status(
+            job.id, JobStatus.PROCESSED, stage=Stage.DONE, only_from=[JobStatus.PROCESSING]
+        )
+        log.info("enrichment job processed", extra={"event": "job_processed", "job": job.id})
+
+    def _source(self, job: Job) -> EnrichSource | None:
+        if job.sandbox:
+            return SandboxSource()
+        if self.client is None:
+            return None
+        if self.webhook_url is None:
+            return self.client
+        return _Hooked(self.client, self.webhook_url)
+
+    async def _fail(self, job: Job, contacts: Sequence[Contact], why: str) -> None:
+        """The job cannot go on: every contact without an outcome fails with `why`."""
+        open_idx = await self.enrich.open_contacts(job.id)
+        rows = [Row(i, "failed", error=why) for i in open_idx]
+        await self._store_rows(job, None, rows, contacts)
+        await self.store.set_status(
+            job.id, JobStatus.FAILED, stage=Stage.DONE, error=why,
+            only_from=[JobStatus.PROCESSING],
+        )  # fmt: skip
+        log.warning("enrichment job failed", extra={"event": "job_failed", "job": job.id})
+
+    async def _store_rows(
+        self,
+        job: Job,
+        number: int | None,
+        rows: Sequence[Row],
+        contacts: Sequence[Contact],
+        state: str = "done",
+    ) -> None:
+        stored = [self._contact_row(job, r, contacts[r.index]) for r in rows]
+        await self.enrich.finished(job.id, number, stored, state=state)
+        for r in rows:
+            if r.result is not None:
+                self.metrics.job_addresses.labels("enrich", _stage(r.result)).inc()
+        if job.callback_url is not None:
+            await self.store.progress_note(job.id, PROGRESS_EVERY)
+
+    @staticmethod
+    def _contact_row(job: Job, r: Row, contact: Contact) -> ContactRow:
+        assert r.status in OUTCOMES
+        paid = r.status == "found" and not job.sandbox
+        credits = ((r.email is not None) + PHONE_CREDITS * len(r.phones)) if paid else 0
+        state = None if r.result is None else str(r.result.get("state"))
+        return ContactRow(r.index, r.status, r.to_json(contact), state, r.email is not None,
+                          r.rejected, len(r.phones), credits)  # fmt: skip
+
+
+class _Hooked:
+    """The client with the provider's webhook named in every submission."""
+
+    name = "cleanlist"
+
+    def __init__(self, client: CleanlistClient, webhook_url: str) -> None:
+        self.client = client
+        self.webhook_url = webhook_url
+
+    async def submit(self, contacts: Sequence[Contact], enrichment_type: str) -> Submission:
+        return await self.client.submit(contacts, enrichment_type, webhook_url=self.webhook_url)
+
+    async def status(self, workflow_id: str) -> WorkflowStatus:
+        return await self.client.status(workflow_id)
+
+
+def _failed(chunk: Chunk, why: str) -> list[Row]:
+    return [Row(chunk.start + i, "failed", error=why) for i in range(len(chunk.contacts))]
+
+
+def _stage(result: dict[str, Any]) -> str:
+    """`emailgate_job_addresses_total{stage}` of a found email's RESULT."""
+    if result.get("cached"):
+        return "cached"
+    return "local" if result.get("source") in ("local", "sandbox") else "provider"
+
+
+__all__ = ["EnrichRunner"]
