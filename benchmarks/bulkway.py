@@ -143,7 +143,8 @@ def endpoint_key(path: str) -> str:
 
 
 async def push(client: BulkProvider, emails: Sequence[str]) -> int:
-    """All lists uploaded, then waited on together, then fetched: a job's provider step."""
+    """A job's provider step, in the runner's order: every list uploaded, then all waited on
+    side by side, each polled at the waits the client asks for, fetched and deleted."""
     size = client.max_upload
     ids = [await client.upload(emails[i : i + size], reference=f"bench-{i}")
            for i in range(0, len(emails), size)]  # fmt: skip

@@ -31,9 +31,12 @@ class ServiceProcess:
         self.log_path = log_path
 
     @classmethod
-    async def start(cls, env: dict[str, str], log_path: Path, *, timeout: float = 20.0) -> Self:
-        """Start it with `env` (EMAILGATE_* only; the port is chosen here); wait for /healthz."""
-        port = free_port()
+    async def start(
+        cls, env: dict[str, str], log_path: Path, *, timeout: float = 20.0, port: int = 0
+    ) -> Self:
+        """Start it with `env` (EMAILGATE_* only) on `port` (0: a free one chosen here, else
+        one the caller chose with `free_port` to put in a setting); wait for /healthz."""
+        port = port or free_port()
         base = {k: v for k, v in os.environ.items() if not k.startswith("EMAILGATE_")}
         # Each service keeps its job store beside its log unless the test gives one.
         data = {"EMAILGATE_DATA_DIR": str(log_path.parent / f"data-{port}")}

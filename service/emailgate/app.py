@@ -15,7 +15,7 @@ from emailgate.access.keys import KeyRing
 from emailgate.bulk.base import BulkProvider
 from emailgate.clock import Clock, monotonic
 from emailgate.config import Settings
-from emailgate.http import batch, enrich, handlers, static
+from emailgate.http import batch, enrich, handlers, listhooks, static
 from emailgate.http.errors import JSON
 from emailgate.http.middlewares import errors, slow_bodies
 from emailgate.http.openapi import document
@@ -104,6 +104,7 @@ def create_app(
     app.router.add_get("/openapi.json", openapi)
     batch.install(app)
     enrich.install(app)
+    listhooks.install(app)
     gate = access.install(app, keys)
     # The whole middleware stack, outermost first, declared here only: every answer (refusals
     # included) gets its request id and error shape; the gate runs before a body is read.

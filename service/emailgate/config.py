@@ -104,6 +104,8 @@ class Settings:
     listcleaner_api_key: Secret | None = field(default=None, metadata=_read("secret"))
     emailconsul_url: str = field(default="https://api.emailconsul.com", metadata=_read("url"))
     emailconsul_api_key: Secret | None = field(default=None, metadata=_read("secret"))
+    emailconsul_webhook_url: str | None = field(default=None, metadata=_read("url"))
+    """Where EmailConsul reaches this service's `/hooks/emailconsul` (docs/batch.md)."""
     # Contact enrichment (docs/enrich.md).
     cleanlist_api_key: Secret | None = field(default=None, metadata=_read("secret"))
     cleanlist_url: str = field(
@@ -191,6 +193,12 @@ class Settings:
             reader.problems.append(
                 "EMAILGATE_LISTCLEANER_USER_EMAIL and EMAILGATE_LISTCLEANER_API_KEY: "
                 "set both or neither"
+            )
+        if values.get("emailconsul_webhook_url") and not values.get("webhook_secret"):
+            # Each list's webhook address is signed with it: without, anyone could wake jobs.
+            reader.problems.append(
+                "EMAILGATE_EMAILCONSUL_WEBHOOK_URL needs EMAILGATE_WEBHOOK_SECRET "
+                "(it signs each list's webhook address)"
             )
         reader.unknown_names({f.name.upper() for f in fields(cls)})
         if reader.problems:

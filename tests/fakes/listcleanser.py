@@ -218,9 +218,12 @@ class FakeListCleanser(FakeServer[ListCleanserConfig]):
                 records.append(record)
             fake_list.extra["records"] = records
         total = len(fake_list.emails)
-        shares = {state: 0 for state in ("deliverable", "undeliverable", "risky", "unknown")}
-        for record in records:
-            shares[record["state"]] = shares.get(record["state"], 0) + 1
+        shares: dict[str, int] = fake_list.extra.get("shares") or {}
+        if not shares:
+            shares = {state: 0 for state in ("deliverable", "undeliverable", "risky", "unknown")}
+            for record in records:
+                shares[record["state"]] = shares.get(record["state"], 0) + 1
+            fake_list.extra["shares"] = shares
         stats: dict[str, Any] = {
             "total": total,
             "duplicate": round(100 * (total - len(records)) / total, 1),

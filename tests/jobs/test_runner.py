@@ -169,6 +169,23 @@ async def test_no_provider_left_answers_locally(store: JobStore, services: Servi
     assert reasons["x@gone.com"] == "invalid_domain" and reasons["bad"] == "invalid_email"
 
 
+async def test_a_job_of_several_lists_waits_on_them_side_by_side(
+    store: JobStore, services: Services
+) -> None:
+    """Three billable addresses in lists of two: both lists are uploaded before the first
+    poll, and both are polled before either is fetched (the provider cleans them together)."""
+    bulk = SmallBulk(max_upload=2, polls=3, store=store)
+    job_id = await add_job(store)
+    await run_once(runner(store, services, [bulk], "w1"), store)
+    kinds = [c[0] for c in bulk.calls]
+    assert kinds[:3] == ["upload", "upload", "poll"]
+    before_fetch = bulk.calls[: kinds.index("fetch")]
+    assert {c[1] for c in before_fetch if c[0] == "poll"} == {"L1", "L2"}
+    job = await store.get(job_id)
+    assert job is not None and job.status is JobStatus.PROCESSED and job.credits_spent == 3
+    assert [lst.status for lst in await store.lists(job_id)] == ["deleted", "deleted"]
+
+
 async def test_dead_worker_is_taken_over_and_polls_the_same_list(
     store: JobStore, services: Services
 ) -> None:

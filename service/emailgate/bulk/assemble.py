@@ -125,6 +125,8 @@ def build_bulk(
             providers.append(EmailConsul(
                 session, settings.emailconsul_url, settings.emailconsul_api_key,
                 pacer=pacer("emailconsul"), metrics=metrics, clock=clock,
+                webhook_url=settings.emailconsul_webhook_url,
+                webhook_secret=settings.webhook_secret,
             ))  # fmt: skip
     metrics.prime_bulk(list(settings.active_batch_providers))
     return BulkRoster(providers)

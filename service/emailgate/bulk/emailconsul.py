@@ -36,8 +36,9 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from emailgate.bulk.base import BulkState, BulkStatus, ListFailed
+from emailgate.bulk.base import BulkState, BulkStatus, ListFailed, PollPlan
 from emailgate.bulk.csvrows import email_csv, read_rows
+from emailgate.bulk.hooks import hook_url
 from emailgate.bulk.wire import REQUEST_TIMEOUT, TRANSFER_TIMEOUT, Answer, Wire, path_id
 from emailgate.clock import Clock, monotonic
 from emailgate.config import Secret
@@ -51,7 +52,7 @@ log = logging.getLogger("emailgate.bulk")
 NAME = Source.EMAILCONSUL.value
 MAX_UPLOAD = 50_000  # our choice, like the others: one list, one ~1.5 MB CSV
 ARRAY_MAX = 5_000  # up to this many go as a JSON array; more as a CSV (the document's advice)
-POLL_EVERY = 15.0  # seconds between list reads while it is cleaned
+POLL_EVERY = 15.0  # seconds between list reads at most (PollPlan: sooner near the end)
 RUN_REFUSED = (400, 409)  # a run refused because the list already runs or ran
 WAITING = ("INIT", "PRE_PROCESSING", "PROCESSING")
 REASONS = {
@@ -83,8 +84,11 @@ class EmailConsul:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         request_timeout: float = REQUEST_TIMEOUT,
         transfer_timeout: float = TRANSFER_TIMEOUT,
+        webhook_url: str | None = None,
+        webhook_secret: Secret | None = None,
     ) -> None:
         self._base = base_url.rstrip("/") + "/listcleaning/list"
+        self._hook = (webhook_url, webhook_secret) if webhook_url and webhook_secret else None
         self._headers = {"Authorization": f"Bearer {api_key.reveal()}",
                          "Accept": "application/json"}  # fmt: skip
         self.wire = Wire(
@@ -93,6 +97,7 @@ class EmailConsul:
         )  # fmt: skip
         self.poll_every = poll_every
         self.array_max = array_max
+        self.plan = PollPlan(clock=clock)
 
     def __repr__(self) -> str:
         return f"EmailConsul({self._base!r}, api_key=********)"
@@ -102,6 +107,8 @@ class EmailConsul:
         if not 0 < len(emails) <= MAX_UPLOAD:
             raise ValueError(f"{NAME}: an upload holds 1..{MAX_UPLOAD} addresses")
         body: dict[str, Any] = {"title": reference}
+        if self._hook is not None:  # a wake-up for our polling (bulk/hooks.py)
+            body["webhook_url"] = hook_url(self._hook[0], self._hook[1], NAME, reference)
         if len(emails) <= self.array_max:
             body["emails"] = list(emails)
         else:
@@ -141,14 +148,16 @@ class EmailConsul:
             "GET", url, read, headers=self._headers, hand_back=(404,)
         )
         if status == "DONE":
+            self.plan.restart(list_id)
             return BulkStatus(BulkState.DONE, 1.0, 0.0)
         if status == "PRE_PROCESSING_DONE":
             # A run refused because the list already runs (another replica, or ours before a
             # restart) is what we wanted: a list runs once, its credits are frozen once.
             await self.wire.call("POST", url + "/run", _ignore, headers=self._headers,
                                  hand_back=RUN_REFUSED)  # fmt: skip
-            return BulkStatus(BulkState.WORKING, 0.0, self.poll_every)
-        return BulkStatus(BulkState.WORKING, progress, self.poll_every)
+            self.plan.restart(list_id)  # cleaning starts now: its progress is timed afresh
+        wait = self.plan.wait(list_id, progress, self.poll_every)
+        return BulkStatus(BulkState.WORKING, progress, wait)
 
     async def find_list(self, reference: str) -> str | None:
         """`GET /listcleaning/lists`: the newest list titled `reference`, or None."""

@@ -40,7 +40,7 @@ from typing import Any
 
 import aiohttp
 
-from emailgate.bulk.base import BulkState, BulkStatus, ListFailed
+from emailgate.bulk.base import BulkState, BulkStatus, ListFailed, PollPlan
 from emailgate.bulk.csvrows import email_csv, read_rows
 from emailgate.bulk.wire import (
     REQUEST_TIMEOUT,
@@ -62,7 +62,7 @@ log = logging.getLogger("emailgate.bulk")
 
 NAME = Source.LISTCLEANER.value
 MAX_UPLOAD = 50_000  # our choice (no documented limit): one list = one ~1.5 MB CSV
-POLL_EVERY = 15.0  # seconds between show_lists calls while a list is cleaned
+POLL_EVERY = 15.0  # seconds between show_lists calls at most (PollPlan: sooner near the end)
 NOT_READY_WAIT = 10.0  # seconds between downloads answered 404 after `done`
 NOT_READY_TRIES = 30  # then the download is given up as unavailable (5 minutes)
 MAPPING = "email"
@@ -130,6 +130,7 @@ class Listcleaner:
         self.poll_every = poll_every
         self.not_ready_wait = not_ready_wait
         self.not_ready_tries = not_ready_tries
+        self.plan = PollPlan(clock=clock)
 
     def __repr__(self) -> str:
         return f"Listcleaner({self._base!r}, user_email=********, api_key=********)"
@@ -169,12 +170,17 @@ class Listcleaner:
             total = _number(entry.get("records_total"))
             done = _number(entry.get("records_processed"))
             progress = min(1.0, done / total) if total else 0.0
-            return BulkStatus(BulkState.WORKING, progress, self.poll_every)
+            return BulkStatus(BulkState.WORKING, progress)
 
-        return await self.wire.call(
+        status = await self.wire.call(
             "GET", self._base + "/show_lists", read, params={"uid": path_id(NAME, list_id)},
             headers=self._headers, hand_back=(404,),
         )  # fmt: skip
+        if status.state is BulkState.DONE:
+            self.plan.restart(list_id)
+            return status
+        wait = self.plan.wait(list_id, status.progress, self.poll_every)
+        return BulkStatus(status.state, status.progress, wait)
 
     async def find_list(self, reference: str) -> str | None:
         """`GET /show_lists`: the newest list carrying `reference`, or None."""

@@ -21,7 +21,7 @@ from typing import Any
 
 import aiohttp
 
-from emailgate.bulk.base import BulkState, BulkStatus, ListFailed
+from emailgate.bulk.base import BulkState, BulkStatus, ListFailed, PollPlan
 from emailgate.bulk.wire import REQUEST_TIMEOUT, TRANSFER_TIMEOUT, Answer, T, Wire, path_id
 from emailgate.clock import Clock, monotonic
 from emailgate.config import Secret
@@ -36,7 +36,7 @@ log = logging.getLogger("emailgate.bulk")
 NAME = Source.LISTCLEANSER.value
 MAX_UPLOAD = 50_000  # the document: "up to 50,000 email addresses" per JSON upload
 PAGE_SIZE = 1_000  # results per page: 50 pages for a full list, well inside 200 per minute
-POLL_EVERY = 10.0  # seconds between polls: 6 a minute of the endpoint's 200
+POLL_EVERY = 10.0  # seconds between polls at most (PollPlan polls sooner near the end)
 ENDED = ("failed", "cancelled", "canceled", "error")
 
 
@@ -72,6 +72,7 @@ class ListCleanserBatch:
                          transfer_timeout=transfer_timeout)  # fmt: skip
         self.poll_every = poll_every
         self.page_size = page_size
+        self.plan = PollPlan(clock=clock)
 
     def __repr__(self) -> str:
         return f"ListCleanserBatch({self._batch_url!r}, api_key=********)"
@@ -101,10 +102,14 @@ class ListCleanserBatch:
             progress = body.get("progress", 0)
             if isinstance(progress, bool) or not isinstance(progress, int | float):
                 progress = 0
-            return BulkStatus(BulkState.WORKING, min(1.0, max(0.0, progress / 100)),
-                              self.poll_every)  # fmt: skip
+            return BulkStatus(BulkState.WORKING, min(1.0, max(0.0, progress / 100)))
 
-        return await self._page(list_id, 1, 1, read)
+        status = await self._page(list_id, 1, 1, read)
+        if status.state is BulkState.DONE:
+            self.plan.restart(list_id)
+            return status
+        wait = self.plan.wait(list_id, status.progress, self.poll_every)
+        return BulkStatus(status.state, status.progress, wait)
 
     async def fetch(self, list_id: str) -> AsyncIterator[tuple[str, Verdict]]:
         """Every record, page by page; a record that does not map is left out (and logged)."""

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from emailgate.bulk.base import BulkProvider, BulkState, ListFailed, find_list, paused_for
+from emailgate.bulk.hooks import Wakeups, list_reference
 from emailgate.bulk.wire import may_have_landed
 from emailgate.jobs.model import Job, JobStatus, Stage
 from emailgate.jobs.store import Answer, JobStore, WorkAddress
@@ -126,6 +127,8 @@ class Runner:
         """Jobs with at most this many billable addresses skip the bulk providers."""
         self.stopping = asyncio.Event()
         self.wake = asyncio.Event()
+        self.wakeups = Wakeups()
+        """Webhooks received for the lists this worker waits on (http/listhooks.py)."""
         self._run: _Run | None = None
 
     # The loop ---------------------------------------------------------------------------------
@@ -332,6 +335,7 @@ class Runner:
         """After a crash: poll the lists that were uploaded; answer locally what was sent and
         whose answer was lost (from the cache if it got there). Nothing is sent again."""
         job = run.job
+        at_provider: list[tuple[BulkProvider, int, str]] = []
         for lst in await self.store.lists(job.id):
             provider = next((p for p in self.bulk if p.name == lst.provider), None)
             if lst.status == "uploading" and lst.list_id is None and provider is not None:
@@ -341,7 +345,8 @@ class Runner:
                     continue
                 lst = dataclasses.replace(lst, status="uploaded", list_id=found)
             if lst.status == "uploaded" and lst.list_id is not None and provider is not None:
-                await self._wait_and_fetch(run, provider, lst.id, lst.list_id)
+                at_provider.append((provider, lst.id, lst.list_id))
+        await self._wait_all(run, at_provider)
         while True:
             self._check(run)
             lost = await self.store.work(job.id, states=["sent"], limit=CHUNK)
@@ -359,12 +364,16 @@ class Runner:
             await self._store_answers(job, answers)
 
     async def _bulk(self, run: _Run, provider: BulkProvider) -> None:
+        """Upload every list, then wait on them all at once: the provider cleans them side by
+        side, so a job of several lists takes about one list's time, not one per list. After
+        a failure nothing more is uploaded; what the lists did not answer goes to the next."""
         job = run.job
+        uploaded: list[tuple[BulkProvider, int, str]] = []
         while True:
             self._check(run)
             chunk = await self.store.work(job.id, states=["pending"], limit=provider.max_upload)
             if not chunk:
-                return
+                break
             row = await self.store.new_list(job.id, provider.name)
             await self.store.mark_sent(job.id, [a.seq for a in chunk], row)
             try:
@@ -374,16 +383,30 @@ class Runner:
             except ProviderError as e:
                 if not may_have_landed(e):
                     await self._bulk_failed(job, provider, row, chunk, e)
-                    return
+                    break
                 # No answer, or an unreadable one: the list may be at the provider anyway.
                 found = await self._adopt(job, provider, row, e)
                 if found is None:
-                    return
+                    break
                 list_id = found
             await self.store.set_list(row, "uploaded", list_id)
             await self.store.set_provider(job.id, provider.name)
-            if not await self._wait_and_fetch(run, provider, row, list_id):
-                return
+            uploaded.append((provider, row, list_id))
+        await self._wait_all(run, uploaded)
+
+    async def _wait_all(self, run: _Run, lists: Sequence[tuple[BulkProvider, int, str]]) -> None:
+        """Poll, fetch and delete every list side by side (EmailConsul runs a list only when
+        its poll sees pre-processing done: one at a time would clean them one after another).
+        Stopping or losing the lease in one stops them all; the lists stay stored as uploaded."""
+        if len(lists) == 1:
+            await self._wait_and_fetch(run, *lists[0])
+            return
+        try:
+            async with asyncio.TaskGroup() as group:
+                for provider, row, list_id in lists:
+                    group.create_task(self._wait_and_fetch(run, provider, row, list_id))
+        except ExceptionGroup as failed:
+            raise failed.exceptions[0] from None  # the job's loop knows Handback, LeaseLost
 
     async def _wait_and_fetch(
         self, run: _Run, provider: BulkProvider, row: int, list_id: str
@@ -403,7 +426,7 @@ class Runner:
                 continue
             if status.state is BulkState.DONE:
                 break
-            await self._pause(run, status.wait)
+            await self._pause(run, status.wait, lambda: self.wakeups.take(provider.name, list_id))
         waiting = {a.email: a for a in await self.store.list_addresses(job.id, row)}
         answers: list[Answer] = []
         cache = self.verifier.cache
@@ -567,10 +590,13 @@ class Runner:
             mx_record=v.mx_record or item.mx,
         )
 
-    async def _pause(self, run: _Run, seconds: float) -> None:
-        """Wait between polls, but leave at once on shutdown or a lost lease."""
+    async def _pause(
+        self, run: _Run, seconds: float, woken: Callable[[], bool] = lambda: False
+    ) -> None:
+        """Wait between polls, but leave at once on shutdown, a lost lease or when `woken`
+        (a provider's webhook came for the list)."""
         end = self.clock() + max(0.0, seconds)
-        while self.clock() < end:
+        while self.clock() < end and not woken():
             self._check(run)
             await self.sleep(min(0.2, end - self.clock()))
         self._check(run)
@@ -633,9 +659,7 @@ class Runner:
             await self.store.progress_note(job.id, PROGRESS_EVERY)
 
 
-def _reference(job_id: int, list_row: int) -> str:
-    """The reference a list is uploaded with: the same after a restart, so it can be found."""
-    return f"emailgate-job-{job_id}-list-{list_row}"
+_reference = list_reference
 
 
 def _parse(item: WorkAddress) -> Address | None:
