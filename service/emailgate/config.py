@@ -112,6 +112,7 @@ class Settings:
         default="https://api.cleanlist.ai/api/v1/public", metadata=_read("url")
     )
     cleanlist_rate: Rate = field(default=Rate(60, 60.0), metadata=_read("rate"))
+    cleanlist_webhook_url: str | None = field(default=None, metadata=_read("url"))
     hash_key: Secret | None = field(default=None, metadata=_read("secret", min_length=16))
     replicas: int = field(default=1, metadata=_read("integer", low=1, high=1000))
     cache_max_entries: int = field(

@@ -24,6 +24,8 @@ clock (epoch seconds, as "per clock minute"), with `Retry-After` = seconds until
 ends. Every arrival counts, refused ones too. The rate limit is checked first, then the key.
 
 A workflow's tasks finish one after another over `workflow_s` seconds from the submission.
+A request with `webhook_url` gets a completion callback there once its last task is done:
+`POST {"event": "enrichment.completed", "workflow_id", "status"}` (`fake.callbacks` logs them).
 What a task finds depends on the contact (first name prefix, case-insensitive):
 
 | first name     | result                                                                   |
@@ -59,6 +61,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 import orjson
 from aiohttp import web
 
@@ -135,6 +138,9 @@ class FakeCleanlist(FakeServer[CleanlistConfig]):
         self.arrivals: list[float] = []
         """Arrival time of every API request on the fake's clock (the window's clock)."""
         self._ids = itertools.count(1)
+        self._hooks: set[asyncio.Task[None]] = set()
+        self.callbacks: list[tuple[str, int | None]] = []
+        """(workflow id, status our webhook answered) for every completion callback sent."""
         super().__init__(
             _with_settings(config or CleanlistConfig(), settings), host=host, port=port
         )
@@ -263,6 +269,11 @@ class FakeCleanlist(FakeServer[CleanlistConfig]):
             self._tasks[task.task_id] = (workflow, task)
         self.workflows[workflow.workflow_id] = workflow
         request[CALL].email = workflow.workflow_id
+        if workflow.webhook_url:
+            ends = max(t.done_at for t in workflow.tasks) - now
+            hook = asyncio.create_task(self._call_back(workflow, ends))
+            self._hooks.add(hook)
+            hook.add_done_callback(self._hooks.discard)
         return json_response(
             {
                 "workflow_id": workflow.workflow_id,
@@ -313,6 +324,26 @@ class FakeCleanlist(FakeServer[CleanlistConfig]):
                 "results": results,
             }
         )
+
+    async def _call_back(self, workflow: Workflow, after: float) -> None:
+        """The completion callback: `{"workflow_id", "status"}` to the request's webhook_url
+        once its last task is done (failures are only recorded: polling is the fallback)."""
+        await asyncio.sleep(max(0.0, after))
+        state = "failed" if workflow.fails else "completed"
+        body = {"event": "enrichment.completed", "workflow_id": workflow.workflow_id,
+                "status": state}  # fmt: skip
+        assert workflow.webhook_url is not None
+        try:
+            async with aiohttp.ClientSession() as http, http.post(workflow.webhook_url,
+                                                                  json=body) as r:  # fmt: skip
+                self.callbacks.append((workflow.workflow_id, r.status))
+        except aiohttp.ClientError:
+            self.callbacks.append((workflow.workflow_id, None))
+
+    async def stop(self) -> None:
+        for hook in list(self._hooks):
+            hook.cancel()
+        await super().stop()
 
     # -- the conventions ----------------------------------------------------------------------
 

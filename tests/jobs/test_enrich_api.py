@@ -16,7 +16,7 @@ from aiohttp import web
 
 from emailgate import appkeys
 from tests import openapi_check
-from tests.fakes.cleanlist import BULK, FakeCleanlist
+from tests.fakes.cleanlist import BULK, STATUS, FakeCleanlist
 from tests.fakes.listcleanser import VERIFY, FakeListCleanser
 from tests.jobs.helpers import Client
 from tests.jobs.test_webhooks import SECRET, Receiver
@@ -93,7 +93,7 @@ async def ended(client: Client, job_id: int, *, key: str | None = None) -> dict[
             openapi_check.check("GET", f"{ENRICH}/{{id}}", 200, body)
             if body["job"]["status"] in ("processed", "failed"):
                 return body
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.2)  # within the open mode's 200 requests a minute
 
 
 async def stored_jobs(client: Client) -> int:
@@ -334,3 +334,46 @@ async def test_status_webhooks_are_signed_enrich_events(
     assert hook.got[0]["data"]["status"] == "processing"
     last = hook.got[-1]["data"]
     assert last["enrichment"]["found"] == 1 and last["id"] == body["data"]["id"]
+
+
+async def test_the_providers_callback_wakes_the_job(
+    make_client: MakeClient, cleanlist: FakeCleanlist, aiohttp_server: Any
+) -> None:
+    """With EMAILGATE_CLEANLIST_WEBHOOK_URL each request names our hook (with a secret path
+    part); the provider's completion callback makes the job poll that workflow at once, long
+    before its first scheduled poll (30 s with a 10-minute window); a wrong path part is a 404."""
+    apps: list[Client] = []
+
+    async def relay(request: web.Request) -> web.Response:  # the public address, in front of us
+        answer = await apps[0].post(request.path, data=await request.read(),
+                                    headers={"Content-Type": "application/json"})  # fmt: skip
+        return web.json_response(await answer.json(), status=answer.status)
+
+    front = web.Application()
+    front.router.add_post("/hooks/cleanlist/{token}", relay)
+    proxy = await aiohttp_server(front)
+    client = await make_client(
+        **with_cleanlist(cleanlist, EMAILGATE_CLEANLIST_RATE="60/600s"),
+        EMAILGATE_CLEANLIST_WEBHOOK_URL=str(proxy.make_url("/hooks/cleanlist")),
+    )
+    apps.append(client)
+    status, body = await post(client, {"contacts": [person("Ada"), person("Bob")]})
+    assert status == 201
+    async with asyncio.timeout(20):
+        done = await ended(client, body["data"]["id"])
+    assert [r["status"] for r in done["data"]] == ["found", "found"]
+    assert [s for _, s in cleanlist.callbacks] == [200]
+    assert len(cleanlist.calls.select(STATUS)) == 1  # woken once, polled once
+    (workflow,) = cleanlist.workflows.values()
+    assert workflow.webhook_url is not None and workflow.webhook_url.startswith(
+        str(proxy.make_url("/hooks/cleanlist/")))  # fmt: skip
+    wrong = await client.post("/hooks/cleanlist/not-the-token", json={"workflow_id": "x"})
+    assert wrong.status == 404
+    token = workflow.webhook_url.rsplit("/", 1)[1]
+    junk = await client.post(f"/hooks/cleanlist/{token}", json={"nothing": 1})
+    assert junk.status == 400
+    openapi_check.check("POST", "/hooks/cleanlist/{token}", 400, await junk.json())
+    late = await client.post(
+        f"/hooks/cleanlist/{token}", json={"workflow_id": workflow.workflow_id}
+    )
+    assert await late.json() == {"success": True, "woken": False}  # the job has ended

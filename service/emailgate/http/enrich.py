@@ -7,6 +7,7 @@ another key's id is a 404. Every bad input is a 4xx before anything is stored.
 
 from __future__ import annotations
 
+import hmac
 import math
 from typing import Any
 
@@ -19,10 +20,12 @@ from emailgate.http.batch import _int_param, _jobs, _owner, _read_limited, _sand
 from emailgate.http.errors import BadRequest, json_response
 from emailgate.jobs.enrich_store import OUTCOMES, EnrichStore, NewEnrichJob
 from emailgate.jobs.model import Job, JobStatus
+from emailgate.jobs.service import HOOK_PATH, provider_hook_token
 from emailgate.jobs.webhooks import CallbackRefused, check_callback
 from emailgate.verify.decision import UnknownContext
 
 MAX_BODY = 8 * 1024 * 1024  # 10,000 contacts of a few hundred bytes each, with room
+MAX_HOOK_BODY = 4 * 1024 * 1024  # a callback may carry a workflow's 250 results
 PATH = "/api/v1/enrich"
 
 
@@ -116,7 +119,39 @@ async def _job_json(store: EnrichStore, job: Job) -> dict[str, Any]:
     return {**job.to_dict(), "enrichment": await store.summary(job.id)}
 
 
+async def provider_hook(request: web.Request) -> web.Response:
+    """POST /hooks/cleanlist/{token}: Cleanlist.ai says a workflow ended. A wake-up only: the
+    job polls that workflow now (if this replica works it; else its next poll comes anyway).
+    The body is trusted for nothing but the workflow id; the results come from a poll."""
+    expected = provider_hook_token(request.app[appkeys.SETTINGS])
+    given = request.match_info.get("token", "")
+    if expected is None or not hmac.compare_digest(given.encode(), expected.encode()):
+        raise web.HTTPNotFound(text="no such hook")
+    body = await _read_limited(request, MAX_HOOK_BODY)
+    try:
+        data: Any = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise BadRequest("the body is not valid JSON") from None
+    workflow = _workflow_id(data)
+    if workflow is None:
+        raise BadRequest("no workflow_id in the body")
+    enricher = _jobs(request).enricher
+    woken = enricher is not None and enricher.workflow_done(workflow)
+    return json_response({"success": True, "woken": woken})
+
+
+def _workflow_id(data: Any) -> str | None:
+    """The workflow id of a callback, read leniently (top level or under `data`)."""
+    for holder in (data, data.get("data") if isinstance(data, dict) else None):
+        if isinstance(holder, dict):
+            value = holder.get("workflow_id")
+            if isinstance(value, str) and 0 < len(value) <= 200:
+                return value
+    return None
+
+
 def install(app: web.Application) -> None:
     """Add the enrichment routes."""
     app.router.add_post(PATH, create)
     app.router.add_get(PATH + "/{id}", status)
+    app.router.add_post(HOOK_PATH, provider_hook)

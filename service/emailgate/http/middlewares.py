@@ -24,9 +24,9 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 # Headers of aiohttp's HTTP exceptions that belong in our JSON answer too.
 _KEEP = ("Allow", "Retry-After", "WWW-Authenticate")
 
-STREAMED = ("/api/v1/batch", "/api/v1/enrich")
-"""Paths whose bodies (uploaded lists, up to EMAILGATE_BATCH_MAX_BYTES; contacts, up to 8 MiB)
-the handler streams."""
+STREAMED = ("/api/v1/batch", "/api/v1/enrich", "/hooks/cleanlist/")
+"""Paths whose bodies (uploaded lists, up to EMAILGATE_BATCH_MAX_BYTES; contacts, up to 8 MiB;
+Cleanlist.ai's callback, which may carry results) the handler reads, each with its own limit."""
 
 BODY_TIMEOUT = web.AppKey("body_timeout", float)
 """Seconds a request body may take to arrive (tests set a short one); default BODY_TIMEOUT_S."""

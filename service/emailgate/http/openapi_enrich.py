@@ -187,4 +187,46 @@ def paths() -> dict[str, Any]:
                 },
             },
         },
+        "/hooks/cleanlist/{token}": {
+            "post": {
+                "operationId": "cleanlistCallback",
+                "summary": "Cleanlist.ai's completion callback (EMAILGATE_CLEANLIST_WEBHOOK_URL): "
+                "the job polls that workflow at once",
+                "security": [],
+                "parameters": [
+                    {"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {"workflow_id": {"type": "string"}},
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": {
+                        "description": "Taken as a wake-up (`woken`: this replica polls now).",
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["success", "woken"],
+                                    "properties": {
+                                        "success": {"const": True},
+                                        "woken": {"type": "boolean"},
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "400": _err("Not JSON, or no workflow_id."),
+                    "404": _err("Not the secret path part (or no webhook configured)."),
+                    "413": _err("The body is too large."),
+                },
+            },
+        },
     }

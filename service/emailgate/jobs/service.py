@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -146,9 +147,26 @@ async def open_jobs(
                     await asyncio.wait_for(task, settings.shutdown_timeout_s)
 
 
+HOOK_PATH = "/hooks/cleanlist/{token}"
+
+
+def provider_hook_token(settings: Settings) -> str | None:
+    """The secret last part of the callback path: only Cleanlist.ai (told it with each
+    request) knows it. Derived from the provider key, so every replica agrees, across restarts."""
+    key = settings.cleanlist_api_key
+    if key is None:
+        return None
+    return hmac.new(key.reveal().encode(), b"emailgate cleanlist webhook", "sha256").hexdigest()[
+        :32
+    ]
+
+
 def provider_hook_url(settings: Settings) -> str | None:
     """The webhook Cleanlist.ai is given with each request (None: polling only)."""
-    return None
+    token = provider_hook_token(settings)
+    if settings.cleanlist_webhook_url is None or token is None:
+        return None
+    return f"{settings.cleanlist_webhook_url}/{token}"
 
 
 async def _housekeeping(jobs: Jobs, stopping: asyncio.Event) -> None:
