@@ -1,4 +1,4 @@
-"""The `emailgate` command: serve · check EMAIL [--context C] · batch FILE · hash-key KEY.
+"""The `emailgate` command: serve · worker · check EMAIL [--context C] · batch FILE · hash-key KEY.
 
 Settings are read here, once, from the environment; nothing else reads it.
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import errno
 import hashlib
 import os
@@ -68,6 +69,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         description=SERVE_HELP.format(settings=_settings_list()),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    worker = commands.add_parser(
+        "worker",
+        help="work batch jobs, no API (beside services with EMAILGATE_JOB_WORKER=off)",
+        description="Work the batch jobs of the job store (EMAILGATE_DATABASE_URL or\n"
+        "EMAILGATE_DATA_DIR) with the cache and pacing in EMAILGATE_REDIS_URL, until SIGTERM or\n"
+        "SIGINT (the job in hand goes back to the store). /metrics and /healthz on\n"
+        "EMAILGATE_HOST:EMAILGATE_WORKER_PORT when that is set. Same settings as serve.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    worker.add_argument("--nice", type=int, default=0, help="lower its CPU priority by this much")
+    worker.add_argument("--parent", type=int, help=argparse.SUPPRESS)  # set by serve's child
     check = commands.add_parser(
         "check",
         help="check one address and print the result JSON",
@@ -116,6 +128,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         logsetup.setup(settings.log_level)
         return serve(settings, keys)
+    if args.command == "worker":
+        logsetup.setup(settings.log_level)
+        return work(settings, nice=args.nice, parent=args.parent)
     if args.command == "batch":
         logsetup.setup(settings.log_level)
         return batch_local(settings, args)
@@ -217,13 +232,39 @@ def serve(settings: Settings, keys: KeyRing | None = None) -> int:
         print(f"emailgate: {e}", file=sys.stderr)
         return 2
     server.run(
-        create_app(settings, keys=keys),
+        create_app(settings, keys=keys, worker_env=os.environ),
         sockets=sockets,
         shutdown_timeout=settings.shutdown_timeout_s,
         access_log=None,  # one JSON line per check is logged by the pipeline, addresses hashed
         # Header sizes and slow clients (http/limits.py); the body limit is the app's own.
         **server_options(),
     )
+    return 0
+
+
+def work(settings: Settings, *, nice: int = 0, parent: int | None = None) -> int:
+    """`emailgate worker`: work jobs until SIGTERM or SIGINT; exit 0."""
+    from emailgate.app import create_worker_app
+    from emailgate.http import server
+    from emailgate.jobs.child import tie_to_parent
+
+    if parent is not None and not tie_to_parent(parent):
+        return 0  # the service that started it is gone already
+    if nice:
+        with contextlib.suppress(OSError):
+            os.nice(nice)
+    sockets: list[socket.socket] = []
+    if settings.worker_port:
+        try:
+            sockets = listen(settings.host, settings.worker_port)
+        except ListenError as e:
+            print(f"emailgate: {str(e).replace('EMAILGATE_PORT', 'EMAILGATE_WORKER_PORT')}",
+                  file=sys.stderr)  # fmt: skip
+            return 2
+    server.run(
+        create_worker_app(settings), sockets=sockets,
+        shutdown_timeout=settings.shutdown_timeout_s, access_log=None,
+    )  # fmt: skip
     return 0
 
 

@@ -20,6 +20,9 @@ PROVIDER_NAMES = tuple(p.value for p in PROVIDERS)
 BATCH_PROVIDER_NAMES = tuple(p.value for p in BULK_PROVIDERS)
 ACCOUNT_NAMES = tuple(p.value for p in ACCOUNTS)
 LOG_LEVELS = ("debug", "info", "warning", "error")
+JOB_WORKERS = ("inline", "process", "off")
+"""Where a replica works batch jobs: on its serving event loop, in a child process (`emailgate
+worker`, started by `emailgate serve` at a lower CPU priority), or not at all (docs/batch.md)."""
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -140,6 +143,9 @@ class Settings:
     webhook_allow_private: bool = field(default=False, metadata=_read("boolean"))
     batch_upload_rate: Rate = field(default=Rate(6, 60.0), metadata=_read("rate"))
     job_lease_s: float = field(default=30.0, metadata=_read("number", low=1.0, high=3600.0))
+    job_worker: str = field(default="inline", metadata=_read("choice", options=JOB_WORKERS))
+    worker_port: int = field(default=0, metadata=_read("integer", low=0, high=65535))
+    """`emailgate worker`'s /metrics and /healthz on EMAILGATE_HOST (0: none)."""
 
     @property
     def deadline(self) -> float:
@@ -200,6 +206,13 @@ class Settings:
             reader.problems.append(
                 "EMAILGATE_EMAILCONSUL_WEBHOOK_URL needs EMAILGATE_WEBHOOK_SECRET "
                 "(it signs each list's webhook address)"
+            )
+        if values.get("job_worker") == "process" and values.get("redis_url") is None:
+            # The worker's verdicts must reach the service's cache, and its provider slots must
+            # come from the pacers that keep signups first: both are shared only through Redis.
+            reader.problems.append(
+                "EMAILGATE_JOB_WORKER=process needs EMAILGATE_REDIS_URL (the worker shares the "
+                "cache and the provider pacing with the service through Redis)"
             )
         reader.unknown_names({f.name.upper() for f in fields(cls)})
         if reader.problems:

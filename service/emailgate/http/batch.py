@@ -18,10 +18,13 @@ import orjson
 from aiohttp import BodyPartReader, web
 
 from emailgate import access, appkeys
+from emailgate.config import Settings
 from emailgate.http.errors import BadRequest, json_response
 from emailgate.jobs.export import EXPORT_TYPES, csv_chunks
 from emailgate.jobs.ingest import IngestError, file_batches, kind_of, list_batches, open_table
 from emailgate.jobs.model import STATES, Job, JobStatus
+from emailgate.jobs.offload import IngestPool, Upload
+from emailgate.jobs.service import Jobs
 from emailgate.jobs.store import NewJob
 from emailgate.jobs.webhooks import CallbackRefused, check_callback
 from emailgate.verify.decision import UnknownContext
@@ -99,7 +102,9 @@ async def create(request: web.Request) -> web.Response:
                 text=f"too many uploads; try again in {window.reset_seconds} s",
                 headers={"Retry-After": str(window.reset_seconds)},
             )
-        if emails is not None:
+        if jobs.ingest is not None:
+            job = await _create_in_child(jobs, jobs.ingest, new, emails, spool, fields, settings)
+        elif emails is not None:
             job = await jobs.store.create(new, list_batches(emails))
         else:
             assert spool is not None
@@ -121,6 +126,25 @@ async def create(request: web.Request) -> web.Response:
     data = {"id": job.id, "name": job.name, "status": job.status.value,
             "number_of_total": job.number_of_total}  # fmt: skip
     return json_response({"success": True, "data": data}, status=201)
+
+
+async def _create_in_child(
+    jobs: Jobs,
+    pool: IngestPool,
+    new: NewJob,
+    emails: list[str] | None,
+    spool: tuple[Path, str] | None,
+    fields: dict[str, Any],
+    settings: Settings,
+) -> Job:
+    """The upload read and stored by the ingest child (EMAILGATE_JOB_WORKER=process)."""
+    path, kind = spool if spool is not None else (None, None)
+    upload = Upload(new, settings.batch_max_rows, path=str(path) if path else None, kind=kind,
+                    column=fields.get("column"), emails=emails)  # fmt: skip
+    job = await jobs.store.get(await pool.create(upload))
+    assert job is not None
+    jobs.gauge_stale.set()
+    return job
 
 
 def _asdict(new: NewJob) -> dict[str, Any]:

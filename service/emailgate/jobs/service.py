@@ -17,6 +17,7 @@ from emailgate.enrich.cleanlist import CleanlistClient
 from emailgate.enrich.engine import FIRST_POLL, POLL_EVERY
 from emailgate.jobs.enrich_runner import EnrichRunner
 from emailgate.jobs.model import JobStatus
+from emailgate.jobs.offload import IngestPool
 from emailgate.jobs.runner import Runner, SpareSource
 from emailgate.jobs.store import JobStore, open_store
 from emailgate.jobs.webhooks import Deliverer
@@ -27,6 +28,8 @@ log = logging.getLogger("emailgate.jobs")
 
 JOB_KINDS = ("batch", "enrich")
 HOUSEKEEPING = 30.0  # seconds between retention passes and gauge refreshes
+WORKED_BY = {"inline": "worked here", "process": "worked in a child (emailgate worker)",
+             "off": "worked by an emailgate worker elsewhere"}  # fmt: skip
 GAUGE_SETTLE = 0.2  # seconds: status changes this close together make one gauge refresh
 
 
@@ -42,6 +45,8 @@ class Jobs:
     enricher: EnrichRunner | None = None
     """The enrichment worker (None when this process does not work jobs)."""
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    ingest: IngestPool | None = None
+    """Uploads are read and stored by a child process (EMAILGATE_JOB_WORKER=process)."""
     gauge_stale: asyncio.Event = field(default_factory=asyncio.Event)
 
     def describe(self) -> str:
@@ -53,7 +58,8 @@ class Jobs:
         )
         bulk = ", ".join(p.name for p in self.runner.bulk) or "none"
         chain = "spare slots of the real-time chain" if self.runner.chain else "no real-time chain"
-        return f"store {where}; bulk providers: {bulk}; then {chain}"
+        runs = WORKED_BY[self.settings.job_worker]
+        return f"store {where}; bulk providers: {bulk}; then {chain}; jobs {runs}"
 
     def wake(self) -> None:
         """A job was added or approved: look for work now."""
@@ -98,9 +104,14 @@ async def open_jobs(
     bulk: Sequence[BulkProvider] = (),
     enrichment: CleanlistClient | None = None,
     work: bool = True,
+    run_jobs: bool = True,
+    upkeep: bool = True,
+    ingest_in_child: bool = False,
     wall: Callable[[], float] = time.time,
 ) -> AsyncIterator[Jobs]:
-    """The store (migrated) and, with `work`, the worker, outbox and housekeeping loops."""
+    """The store (migrated) and, with `work`, the loops: the worker (unless not `run_jobs`:
+    another process works the jobs), the webhook outbox and housekeeping (unless not `upkeep`:
+    `emailgate worker` leaves them to the service)."""
     url = settings.database_url.reveal() if settings.database_url is not None else None
     async with open_store(url, settings.data_dir, wall=wall) as store:
         lease = settings.job_lease_s
@@ -124,20 +135,27 @@ async def open_jobs(
             poll_every=POLL_EVERY * scale, first_poll=FIRST_POLL * scale,
         )  # fmt: skip
         jobs = Jobs(store, runner, deliverer, settings, metrics, enricher=enricher)
+        if ingest_in_child:
+            jobs.ingest = IngestPool(url, settings.data_dir)
         # This replica's status changes show in the gauge at once; other replicas' (PostgreSQL)
         # within HOUSEKEEPING seconds.
         store.on_change = jobs.gauge_stale.set
         jobs.tasks.append(asyncio.create_task(_gauge(jobs, runner.stopping), name="jobs-gauge"))
-        if work:
+        if work and run_jobs:
             jobs.tasks += [
                 asyncio.create_task(runner.run_forever(), name="jobs-runner"),
                 asyncio.create_task(enricher.run_forever(), name="jobs-enricher"),
+            ]
+        if work and upkeep:
+            jobs.tasks += [
                 asyncio.create_task(deliverer.run_forever(), name="jobs-webhooks"),
                 asyncio.create_task(_housekeeping(jobs, runner.stopping), name="jobs-retention"),
             ]
         try:
             yield jobs
         finally:
+            if jobs.ingest is not None:
+                jobs.ingest.close()
             store.on_change = None
             runner.stop()
             enricher.stop()
