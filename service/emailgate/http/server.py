@@ -32,6 +32,9 @@ from emailgate.http.errors import error
 
 log = logging.getLogger("emailgate.http")
 
+ACCEPT_GRACE_S = 0.5
+"""On SIGTERM, how long the listeners stay open to take the connections already waiting."""
+
 
 class SafeRequestHandler(RequestHandler):
     """aiohttp's connection handler, answering requests it cannot parse in the contract's
@@ -155,4 +158,7 @@ async def _serve(
             await web.SockSite(runner, sock).start()
         await asyncio.Event().wait()  # until a signal raises GracefulExit here
     finally:
+        # Connections the kernel took before the signal are served, not reset: uvloop may
+        # run the signal's callback before their accept, and cleanup closes the listeners.
+        await asyncio.sleep(ACCEPT_GRACE_S)
         await runner.cleanup()
