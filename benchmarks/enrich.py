@@ -2,9 +2,10 @@
 
 The fake runs in its own process with the provider's published limit (60 requests per fixed,
 clock-aligned 60-second window; 429 with Retry-After past it) and a realistic processing time
-per workflow. emailgate's side is the enrichment engine with its fixed-window pacer, the real
-verify pipeline (local checks against a loopback DNS server; no paid provider) and every found
-email verified.
+per workflow. emailgate's side is an enrichment job as `POST /api/v1/enrich` stores it (the job
+store on SQLite in a temporary directory) worked by the enrichment worker: requests recorded
+before they go, workflow ids stored, the fixed-window pacer, the real verify pipeline (local
+checks against a loopback DNS server; no paid provider) and every found email verified.
 
 Figures, each with its target:
 - wall time against the window's lower bound: requests needed (one submission and one final
@@ -27,7 +28,9 @@ import datetime
 import json
 import math
 import random
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -41,7 +44,10 @@ from benchmarks.machine import describe
 from emailgate.clock import wall
 from emailgate.config import Secret, Settings
 from emailgate.enrich.cleanlist import CleanlistClient, Contact
-from emailgate.enrich.engine import FIRST_POLL, POLL_EVERY, Chunk, Enricher, Row, split
+from emailgate.enrich.engine import FIRST_POLL, POLL_EVERY
+from emailgate.jobs.enrich_runner import EnrichRunner
+from emailgate.jobs.enrich_store import EnrichStore, NewEnrichJob
+from emailgate.jobs.store import open_store
 from emailgate.metrics import Metrics
 from emailgate.pacing.window import LocalWindowPacer, WindowSpec
 from emailgate.providers.http import make_session
@@ -74,23 +80,6 @@ def contacts(n: int, seed: int = 18) -> list[Contact]:
     return out
 
 
-class Ledger:
-    """Counts rows as the job store would store them."""
-
-    def __init__(self) -> None:
-        self.rows: list[Row] = []
-        self.submitted_chunks = 0
-
-    async def submitting(self, chunk: Chunk) -> None:
-        pass
-
-    async def submitted(self, chunk: Chunk) -> None:
-        self.submitted_chunks += 1
-
-    async def finished(self, chunk: Chunk, rows: list[Row]) -> None:
-        self.rows.extend(rows)
-
-
 @contextlib.asynccontextmanager
 async def fake_process(args: argparse.Namespace, scale: float) -> AsyncIterator[str]:
     """The Cleanlist fake in a child process; its API URL."""
@@ -115,25 +104,36 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     dns = DNSServer(zone())
     await dns.start()
     people = contacts(args.contacts)
+    tmp = tempfile.mkdtemp(prefix="emailgate-bench-enrich-")
     try:
         async with fake_process(args, scale) as url, make_session() as session:
             settings = Settings.from_env({"EMAILGATE_DNS_SERVERS": dns.address,
                                           "EMAILGATE_LOG_LEVEL": "warning"})  # fmt: skip
-            async with open_services(settings) as services:
+            async with (
+                open_services(settings) as services,
+                open_store(None, Path(tmp)) as store,
+            ):
                 pacer = LocalWindowPacer(WindowSpec.for_rate(Rate(LIMIT, args.window_s)))
                 client = CleanlistClient(session, url, Secret("clapi_test_key"), pacer)
-                metrics = Metrics().enrich
-                engine = Enricher(client, services.verifier, metrics, poll_every=POLL_EVERY * scale,
-                                  first_poll=FIRST_POLL * scale)  # fmt: skip
-                ledger = Ledger()
-                chunks = split(people)
+                runner = EnrichRunner(store, services.verifier, metrics=Metrics(), client=client,
+                                      poll_every=POLL_EVERY * scale, first_poll=FIRST_POLL * scale,
+                                      lease_ttl=600.0)  # fmt: skip
+                enrich = EnrichStore(store)
+                # The job as POST /api/v1/enrich stores it; then one worker runs it to the end.
+                job = await enrich.create(NewEnrichJob("bench", "bench", "marketing", False, None,
+                                                       "partial", people, "cleanlist"))  # fmt: skip
+                claimed = await store.claim(runner.worker, 600.0, kind="enrich")
+                assert claimed is not None
                 start, start_wall = time.monotonic(), time.time()
-                await engine.run(chunks, "partial", ledger)
+                await runner.run_job(claimed)
                 took = time.monotonic() - start
+                rows, _ = await enrich.page(job.id, page=1, per_page=len(people))
+                chunks = await enrich.requests(job.id)
             async with session.get(url.split("/api/")[0] + "/_fake/calls") as r:
                 calls = CallLog.from_json((await r.json())["calls"])
     finally:
         await dns.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
     needed = 2 * len(chunks)
     window_bound = needed / LIMIT * args.window_s
     processing_bound = WORKFLOW * scale
@@ -142,7 +142,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     for c in calls:
         k = math.floor(c.wall / args.window_s)
         per_window[k] = per_window.get(k, 0) + 1
-    rows = ledger.rows
     # The requests phase ends with the last answer the fake gave; what follows is the
     # verification of the found emails still in flight (CPU-bound, local checks and DNS).
     last_call = max((c.wall for c in calls), default=start_wall) - start_wall
@@ -166,11 +165,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "ratio_to_window_bound": took / window_bound,
         "fake_429": sum(1 for c in calls if c.status == 429),
         "max_in_window": max(per_window.values(), default=0),
-        "found": sum(1 for r in rows if r.status == "found"),
-        "not_found": sum(1 for r in rows if r.status == "not_found"),
-        "failed": sum(1 for r in rows if r.status == "failed"),
-        "verified": sum(1 for r in rows if r.result is not None),
-        "rejected": sum(1 for r in rows if r.rejected),
+        "found": sum(1 for r in rows if r["status"] == "found"),
+        "not_found": sum(1 for r in rows if r["status"] == "not_found"),
+        "failed": sum(1 for r in rows if r["status"] == "failed"),
+        "verified": sum(1 for r in rows if r["result"] is not None),
+        "rejected": sum(1 for r in rows if r["email_rejected"]),
         "rows": len(rows),
     }
 

@@ -88,8 +88,9 @@ def engine(fake: FakeCleanlist, session: aiohttp.ClientSession, clock: FakeClock
     pacer = LocalWindowPacer(WindowSpec.for_rate(rate or Rate(60, 60.0)), clock=clock)
     client = CleanlistClient(session, fake.api_url, Secret(fake.api_key), pacer, sleep=sleep,
                              timeout=1.0)  # fmt: skip
+    # One request at a time: sleeps move the one fake clock, so two sleepers would add up.
     return Enricher(client, services.verifier, metrics or Metrics().enrich,
-                    context=context, clock=clock, sleep=sleep)  # fmt: skip
+                    context=context, clock=clock, sleep=sleep, concurrency=1)  # fmt: skip
 
 
 def people(n: int, domain: str = "good.com") -> list[Contact]:

@@ -8,10 +8,12 @@ until it ends, then verify every found email with the verify pipeline.
 
 The ledger is the job store's seam: a workflow id is stored before the engine waits on it, so
 a restarted job polls the workflow instead of submitting (and paying for) the contacts again.
-Every request goes through the client's fixed-window pacer; this loop sends one at a time.
-Polls are few: workflows submitted together end together, so while the oldest one is still
-working the later ones are not asked, and once it ends the next is asked at once. A job of N
-requests of 250 then costs about N submissions, N final polls and the oldest one's waiting.
+Every request goes through the client's fixed-window pacer. Polls are few: workflows submitted
+together end together, so while the oldest one is still working the later ones are not asked;
+once it ends after D seconds, each later one is asked D seconds after its own submission (at
+once for those sent with it), the due ones together. A job of N requests of 250 then costs
+about N submissions, N final polls and the oldest one's waiting, and its workflows' results
+are read, and their emails verified, as they end rather than one after another.
 
 What is retried: a 429 (after the pause its Retry-After set) and a 5xx, always; a status poll
 after any transient failure (polls are free and idempotent). A submission that may have reached
@@ -51,6 +53,7 @@ log = logging.getLogger("emailgate.enrich")
 POLL_EVERY = 5.0  # seconds between two polls of one workflow (the provider's own advice: 5–10)
 FIRST_POLL = 3.0  # seconds after a submission before its first poll
 HOLD_BACK = 6  # polls of a working workflow during which the ones submitted after it wait
+CONCURRENCY = 8  # requests on their way at once (the window's pacer spaces them)
 POLL_RETRIES = 10  # transient failures in a row before a workflow is given up
 SUBMIT_RETRIES = 5  # 429s and 5xx in a row before a submission is given up
 BACKOFF = 2.0  # seconds, doubled per failure in a row, at most MAX_BACKOFF
@@ -90,7 +93,7 @@ class JobFailed(Exception):
     """The whole job cannot go on (no credits, key refused); the message says why."""
 
 
-@dataclass
+@dataclass(eq=False)
 class Chunk:
     """At most 250 consecutive contacts of a job, and the workflow they went into."""
 
@@ -103,8 +106,17 @@ class Chunk:
     done: bool = False
     next_poll: float = 0.0
     failures: int = 0
+    submitted_at: float = 0.0
+    """When it was submitted (or, resumed, first seen by this engine)."""
+    held_by: Chunk | None = None
+    """The oldest working workflow, while this one waits for it to end before being asked."""
     working: int = 0
     """Polls that found the workflow still working."""
+
+    @property
+    def held(self) -> bool:
+        """Not asked yet: the workflow it waits on has not ended."""
+        return self.held_by is not None and not self.held_by.done
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +192,8 @@ class Enricher:
     first_poll: float = FIRST_POLL
     background: bool = True
     """Found emails are checked in the providers' spare slots: signups go first."""
+    concurrency: int = CONCURRENCY
+    """Requests on their way at once (1: one after another, as on a test's fake clock)."""
     clock: Clock = monotonic
     sleep: Sleep = asyncio.sleep
     _verifying: set[asyncio.Task[None]] = field(default_factory=set)
@@ -220,38 +234,44 @@ class Enricher:
         limit = asyncio.Semaphore(VERIFY_CONCURRENCY)
         try:
             pending = [c for c in chunks if not c.done]
-            for chunk in pending:
-                if chunk.workflow_id is None:
-                    if self._failure is not None:
-                        self._fail_chunk(chunk, f"not sent: {self._failure}", ledger, limit)
-                        continue
-                    await self._submit(chunk, enrichment_type, ledger, limit)
-                chunk.next_poll = self.clock() + self.first_poll
-                if chunk.workflow_id is not None:
-                    self._chunks[chunk.workflow_id] = chunk
+            gate = asyncio.Semaphore(self.concurrency)
+
+            async def start(chunk: Chunk) -> None:
+                async with gate:
+                    if chunk.workflow_id is None:
+                        if self._failure is not None:
+                            self._fail_chunk(chunk, f"not sent: {self._failure}", ledger, limit)
+                            return
+                        await self._submit(chunk, enrichment_type, ledger, limit)
+                    chunk.submitted_at = self.clock()
+                    chunk.next_poll = chunk.submitted_at + self.first_poll
+                    if chunk.workflow_id is not None:
+                        self._chunks[chunk.workflow_id] = chunk
+
+            # Sent together (the window's pacer spaces them); a failure (a worker handing the
+            # job back) is raised once the requests already on their way have their answers
+            # stored, so none of them is left `sending`.
+            started = await asyncio.gather(*(start(c) for c in pending), return_exceptions=True)
+            for outcome in started:
+                if isinstance(outcome, BaseException):
+                    raise outcome
             pending = [c for c in pending if not c.done]
+            for c in pending[1:]:
+                c.held_by = pending[0]  # until the oldest has told how long a workflow takes
             while pending:
-                chunk = min(pending, key=lambda c: (c.next_poll, c.number))
-                delay = chunk.next_poll - self.clock()
-                if delay > 0:
-                    await self._nap(delay)
+                now = self.clock()
+                due = sorted((c for c in pending if c.next_poll <= now and not c.held),
+                             key=lambda c: c.number)  # fmt: skip
+                if not due:
+                    await self._nap(min(c.next_poll for c in pending if not c.held) - now)
                     continue  # a webhook may have made another workflow due first
-                status = await self._poll(chunk)
-                if status is None:
-                    continue
-                later = [c for c in pending if c.number > chunk.number]
-                if status.state is WorkflowState.WORKING:
-                    chunk.working += 1
-                    if chunk.working <= HOLD_BACK:
-                        # Submitted after this one, they are most likely working too: polling
-                        # them now would spend the window's requests on "not yet".
-                        for c in later:
-                            c.next_poll = max(c.next_poll, chunk.next_poll)
-                    continue
-                pending.remove(chunk)
-                self._start_finish(chunk, status, ledger, limit)
-                if later and later[0].failures == 0:
-                    later[0].next_poll = min(later[0].next_poll, self.clock())  # likely done too
+                # The due workflows are asked together: the window's pacer spaces the requests,
+                # and workflows that ended together are read (and verified) together.
+                due = due[: self.concurrency]
+                statuses = await asyncio.gather(*(self._poll(c) for c in due))
+                for chunk, status in zip(due, statuses, strict=True):
+                    if status is not None and chunk in pending:
+                        self._after_poll(chunk, status, pending, ledger, limit)
             await self._drain()
         finally:
             for task in self._verifying:
@@ -259,6 +279,32 @@ class Enricher:
             self._chunks.clear()
         if self._failure is not None:
             raise JobFailed(self._failure)
+
+    def _after_poll(
+        self,
+        chunk: Chunk,
+        status: WorkflowStatus,
+        pending: list[Chunk],
+        ledger: Ledger,
+        limit: asyncio.Semaphore,
+    ) -> None:
+        held = [c for c in pending if c.held_by is chunk]
+        if status.state is WorkflowState.WORKING:
+            chunk.working += 1
+            if chunk.working > HOLD_BACK:
+                # Slow, or stuck: the others are asked on their own cadence from now on.
+                for c in held:
+                    c.held_by = None
+                    c.next_poll = max(c.next_poll, chunk.next_poll)
+            return
+        pending.remove(chunk)
+        self._start_finish(chunk, status, ledger, limit)
+        # It took this long: the workflows sent after it are likely done that long after their
+        # own submission, and are asked then (at once for those sent together with it).
+        took = self.clock() - chunk.submitted_at
+        for c in held:
+            c.held_by = None
+            c.next_poll = max(self.clock(), c.submitted_at + took)
 
     # -- submitting and polling --------------------------------------------------------------
 
