@@ -6,7 +6,6 @@ The production client runs unchanged over loopback; the fake's call log is the e
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -30,24 +29,10 @@ from emailgate.providers.errors import (
     RateLimited,
     Unauthorized,
 )
-from emailgate.providers.http import make_session
 from emailgate.rate import Rate
 from emailgate.verify.result import Source, State
 from tests.bulkrun import bulk_count, fast_pacer, poll_until_done, run_list
 from tests.fakes.listcleanser import BATCH, FakeListCleanser
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    """The production client session."""
-    async with make_session() as s:
-        yield s
-
-
-@pytest.fixture
-def metrics() -> Metrics:
-    """A registry of this test's own."""
-    return Metrics()
 
 
 def client(

@@ -28,21 +28,19 @@ state; `yes`/`no`/`unknown` flags become true/false/null (`accept_all`) or true/
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any, Unpack
 from urllib.parse import urlsplit
 
 import aiohttp
 
-from emailgate.bulk.base import BulkState, BulkStatus, ListFailed, PollPlan
+from emailgate.bulk.base import BulkStatus, ListFailed
+from emailgate.bulk.client import BulkClient, WireSettings
 from emailgate.bulk.csvrows import email_csv, read_rows
 from emailgate.bulk.hooks import hook_url
-from emailgate.bulk.wire import REQUEST_TIMEOUT, TRANSFER_TIMEOUT, Answer, Wire, path_id
-from emailgate.clock import Clock, monotonic
+from emailgate.bulk.wire import Answer, path_id
 from emailgate.config import Secret
-from emailgate.metrics import Metrics
 from emailgate.pacing.base import Pacer
 from emailgate.providers.errors import BadResponse
 from emailgate.verify.result import Reason, Source, State, Verdict
@@ -64,7 +62,7 @@ DEFAULT_SCORE = {State.DELIVERABLE: 90, State.RISKY: 45, State.UNDELIVERABLE: 0,
 REQUIRED = ("email", "status")
 
 
-class EmailConsul:
+class EmailConsul(BulkClient):
     """Client of EmailConsul's list-cleaning API (implements `BulkProvider`)."""
 
     name = NAME
@@ -77,27 +75,18 @@ class EmailConsul:
         api_key: Secret,
         *,
         pacer: Pacer,
-        metrics: Metrics | None = None,
         poll_every: float = POLL_EVERY,
         array_max: int = ARRAY_MAX,
-        clock: Clock = monotonic,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        request_timeout: float = REQUEST_TIMEOUT,
-        transfer_timeout: float = TRANSFER_TIMEOUT,
         webhook_url: str | None = None,
         webhook_secret: Secret | None = None,
+        **wire: Unpack[WireSettings],
     ) -> None:
+        super().__init__(session, NAME, pacer=pacer, poll_every=poll_every, **wire)
         self._base = base_url.rstrip("/") + "/listcleaning/list"
-        self._hook = (webhook_url, webhook_secret) if webhook_url and webhook_secret else None
         self._headers = {"Authorization": f"Bearer {api_key.reveal()}",
                          "Accept": "application/json"}  # fmt: skip
-        self.wire = Wire(
-            session, NAME, pacer=pacer, metrics=metrics, clock=clock, sleep=sleep,
-            request_timeout=request_timeout, transfer_timeout=transfer_timeout,
-        )  # fmt: skip
-        self.poll_every = poll_every
+        self._hook = (webhook_url, webhook_secret) if webhook_url and webhook_secret else None
         self.array_max = array_max
-        self.plan = PollPlan(clock=clock)
 
     def __repr__(self) -> str:
         return f"EmailConsul({self._base!r}, api_key=********)"
@@ -148,16 +137,14 @@ class EmailConsul:
             "GET", url, read, headers=self._headers, hand_back=(404,)
         )
         if status == "DONE":
-            self.plan.restart(list_id)
-            return BulkStatus(BulkState.DONE, 1.0, 0.0)
+            return self.done(list_id)
         if status == "PRE_PROCESSING_DONE":
             # A run refused because the list already runs (another replica, or ours before a
             # restart) is what we wanted: a list runs once, its credits are frozen once.
             await self.wire.call("POST", url + "/run", _ignore, headers=self._headers,
                                  hand_back=RUN_REFUSED)  # fmt: skip
             self.plan.restart(list_id)  # cleaning starts now: its progress is timed afresh
-        wait = self.plan.wait(list_id, progress, self.poll_every)
-        return BulkStatus(BulkState.WORKING, progress, wait)
+        return self.working(list_id, progress)
 
     async def find_list(self, reference: str) -> str | None:
         """`GET /listcleaning/lists`: the newest list titled `reference`, or None."""
@@ -204,10 +191,6 @@ class EmailConsul:
     async def credits(self) -> int | None:
         """EmailConsul's document has no credits call."""
         return None
-
-    async def paused_for(self) -> float:
-        """Seconds before this provider takes lists again (0: now)."""
-        return await self.wire.paused_for()
 
 
 def _item(body: Any) -> Mapping[str, Any]:

@@ -33,26 +33,17 @@ fails open like an `unknown` from the real-time chain (score 30, the signup thre
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, Unpack
 
 import aiohttp
 
-from emailgate.bulk.base import BulkState, BulkStatus, ListFailed, PollPlan
+from emailgate.bulk.base import BulkState, BulkStatus, ListFailed
+from emailgate.bulk.client import BulkClient, WireSettings
 from emailgate.bulk.csvrows import email_csv, read_rows
-from emailgate.bulk.wire import (
-    REQUEST_TIMEOUT,
-    TRANSFER_TIMEOUT,
-    Answer,
-    NotReady,
-    Wire,
-    path_id,
-)
-from emailgate.clock import Clock, monotonic
+from emailgate.bulk.wire import Answer, NotReady, path_id
 from emailgate.config import Secret
-from emailgate.metrics import Metrics
 from emailgate.pacing.base import Pacer
 from emailgate.providers.errors import BadResponse, ProviderUnavailable
 from emailgate.verify import local
@@ -94,7 +85,7 @@ def verdict_for(reason: str) -> Verdict:
     return REASONS.get(reason.strip().lower(), UNKNOWN)
 
 
-class Listcleaner:
+class Listcleaner(BulkClient):
     """Client of Listcleaner's list-cleaning API (implements `BulkProvider`)."""
 
     name = NAME
@@ -108,29 +99,20 @@ class Listcleaner:
         api_key: Secret,
         *,
         pacer: Pacer,
-        metrics: Metrics | None = None,
         poll_every: float = POLL_EVERY,
         not_ready_wait: float = NOT_READY_WAIT,
         not_ready_tries: int = NOT_READY_TRIES,
-        clock: Clock = monotonic,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        request_timeout: float = REQUEST_TIMEOUT,
-        transfer_timeout: float = TRANSFER_TIMEOUT,
+        **wire: Unpack[WireSettings],
     ) -> None:
+        super().__init__(session, NAME, pacer=pacer, poll_every=poll_every, **wire)
         self._base = base_url.rstrip("/")
         self._headers = {
             "X-User-Email": user_email.reveal(),
             "X-Api-Key": api_key.reveal(),
             "Accept": "application/json",
         }
-        self.wire = Wire(
-            session, NAME, pacer=pacer, metrics=metrics, clock=clock, sleep=sleep,
-            request_timeout=request_timeout, transfer_timeout=transfer_timeout,
-        )  # fmt: skip
-        self.poll_every = poll_every
         self.not_ready_wait = not_ready_wait
         self.not_ready_tries = not_ready_tries
-        self.plan = PollPlan(clock=clock)
 
     def __repr__(self) -> str:
         return f"Listcleaner({self._base!r}, user_email=********, api_key=********)"
@@ -177,10 +159,8 @@ class Listcleaner:
             headers=self._headers, hand_back=(404,),
         )  # fmt: skip
         if status.state is BulkState.DONE:
-            self.plan.restart(list_id)
-            return status
-        wait = self.plan.wait(list_id, status.progress, self.poll_every)
-        return BulkStatus(status.state, status.progress, wait)
+            return self.done(list_id)
+        return self.working(list_id, status.progress)
 
     async def find_list(self, reference: str) -> str | None:
         """`GET /show_lists`: the newest list carrying `reference`, or None."""
@@ -230,16 +210,9 @@ class Listcleaner:
 
     async def credits(self) -> int | None:
         """`GET /get_credits` → `{"credits": int}` (not paced: called rarely)."""
-        credits = await self.wire.call(
+        return await self.counted(await self.wire.call(
             "GET", self._base + "/get_credits", _read_credits, paced=False, headers=self._headers
-        )
-        if credits > 0:
-            await self.wire.resume_if_out_of_credits()
-        return credits
-
-    async def paused_for(self) -> float:
-        """Seconds before this provider takes lists again (0: now)."""
-        return await self.wire.paused_for()
+        ))  # fmt: skip
 
 
 def _read_upload(answer: Answer) -> str:

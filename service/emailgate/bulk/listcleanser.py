@@ -14,18 +14,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any, Unpack
 
 import aiohttp
 
-from emailgate.bulk.base import BulkState, BulkStatus, ListFailed, PollPlan
-from emailgate.bulk.wire import REQUEST_TIMEOUT, TRANSFER_TIMEOUT, Answer, T, Wire, path_id
-from emailgate.clock import Clock, monotonic
+from emailgate.bulk.base import BulkState, BulkStatus, ListFailed
+from emailgate.bulk.client import BulkClient, WireSettings
+from emailgate.bulk.wire import Answer, T, path_id
 from emailgate.config import Secret
-from emailgate.metrics import Metrics
 from emailgate.pacing.base import Pacer
 from emailgate.providers.errors import BadResponse, ProviderError
 from emailgate.providers.listcleanser import parse_verdict
@@ -40,7 +38,7 @@ POLL_EVERY = 10.0  # seconds between polls at most (PollPlan polls sooner near t
 ENDED = ("failed", "cancelled", "canceled", "error")
 
 
-class ListCleanserBatch:
+class ListCleanserBatch(BulkClient):
     """Client of ListCleanser's batch API (implements `BulkProvider`)."""
 
     name = NAME
@@ -54,25 +52,17 @@ class ListCleanserBatch:
         *,
         results_pacer: Pacer,
         upload_pacer: Pacer,
-        metrics: Metrics | None = None,
         poll_every: float = POLL_EVERY,
         page_size: int = PAGE_SIZE,
-        clock: Clock = monotonic,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        request_timeout: float = REQUEST_TIMEOUT,
-        transfer_timeout: float = TRANSFER_TIMEOUT,
+        **wire: Unpack[WireSettings],
     ) -> None:
+        super().__init__(session, NAME, pacer=results_pacer, poll_every=poll_every, **wire)
         base = base_url.rstrip("/")
         self._batch_url = base + "/api/v1/batch"
         self._credits_url = base + "/api/v1/credits"
         self._headers = {"X-API-Key": api_key.reveal(), "Accept": "application/json"}
         self._upload_pacer = upload_pacer
-        self.wire = Wire(session, NAME, pacer=results_pacer, metrics=metrics, clock=clock,
-                         sleep=sleep, request_timeout=request_timeout,
-                         transfer_timeout=transfer_timeout)  # fmt: skip
-        self.poll_every = poll_every
         self.page_size = page_size
-        self.plan = PollPlan(clock=clock)
 
     def __repr__(self) -> str:
         return f"ListCleanserBatch({self._batch_url!r}, api_key=********)"
@@ -106,10 +96,8 @@ class ListCleanserBatch:
 
         status = await self._page(list_id, 1, 1, read)
         if status.state is BulkState.DONE:
-            self.plan.restart(list_id)
-            return status
-        wait = self.plan.wait(list_id, status.progress, self.poll_every)
-        return BulkStatus(status.state, status.progress, wait)
+            return self.done(list_id)
+        return self.working(list_id, status.progress)
 
     async def fetch(self, list_id: str) -> AsyncIterator[tuple[str, Verdict]]:
         """Every record, page by page; a record that does not map is left out (and logged)."""
@@ -143,16 +131,9 @@ class ListCleanserBatch:
 
     async def credits(self) -> int | None:
         """`GET /api/v1/credits`: `{"success": true, "data": int}` (not paced: called rarely)."""
-        credits = await self.wire.call(
+        return await self.counted(await self.wire.call(
             "GET", self._credits_url, _read_credits, paced=False, headers=self._headers
-        )
-        if credits > 0:
-            await self.wire.resume_if_out_of_credits()
-        return credits
-
-    async def paused_for(self) -> float:
-        """Seconds before this provider takes lists again (0: now)."""
-        return await self.wire.paused_for()
+        ))  # fmt: skip
 
     async def _page(self, list_id: str, page: int, per_page: int, read: Callable[[Answer], T]) -> T:
         url = f"{self._batch_url}/{path_id(NAME, list_id)}"
