@@ -15,6 +15,9 @@ so 100,000 rows take minutes, not days.
    load runs, sampling the service's RSS; download the results;
 4. count the provider calls the job made against the lower bound: distinct eligible addresses
    (valid syntax, not disposable, on a domain that takes mail) not in the cache.
+5. with `--bulk-rows N` (default 100,000; 0 skips it) the bulk way: a job of N distinct
+   addresses through each bulk provider's fake with realistic list delays, wall time and
+   provider calls/uploads against their lower bound (benchmarks/bulkway.py `--job`).
 
 Figures, each with its target: the job's time against the provider's pace (lower bound ÷ rate;
 target ≤ 1.5×), wall time upload → download, peak RSS per size (service and its children) and
@@ -43,7 +46,7 @@ from typing import Any
 import aiohttp
 from tests.fakes.process import FakeProvidersProcess
 
-from benchmarks import corpus
+from benchmarks import bulkway, corpus
 from benchmarks.machine import describe
 from benchmarks.procs import rss_bytes, start_dns, start_redis, start_service
 from benchmarks.scenarios.providers import calls, fake_args, provider_settings, reset
@@ -345,6 +348,9 @@ async def main_async(args: argparse.Namespace) -> int:
             results.append(result)
     command = "python -m benchmarks.batch " + " ".join(sys.argv[1:])
     text = report(results, args, command)
+    if args.bulk_rows:  # the bulk way: the same job through each bulk provider's fake
+        print(f"batch benchmark: bulk way, {args.bulk_rows:,} rows …", file=sys.stderr, flush=True)
+        text += "\n" + await bulkway.section(args.bulk_rows, quick=args.bulk_quick)
     args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / f"batch-{datetime.now(UTC):%Y-%m-%d}"
     stem.with_suffix(".md").write_text(text)
@@ -365,6 +371,14 @@ def main() -> int:
     parser.add_argument("--worker", choices=["inline", "process"], default="process",
                         help="EMAILGATE_JOB_WORKER (process: with a private Redis)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--bulk-rows",
+        type=int,
+        default=100_000,
+        help="the bulk way's job size (benchmarks/bulkway.py --job); 0 skips it",
+    )
+    parser.add_argument("--bulk-quick", action="store_true",
+                        help="the bulk providers' list delays divided by 10")  # fmt: skip
     return asyncio.run(main_async(parser.parse_args()))
 
 
