@@ -178,3 +178,14 @@ async def test_shutdown_hands_the_job_back_and_the_next_worker_finishes_it(
     done = await store.get(job.id)
     assert done is not None and done.status is JobStatus.PROCESSED and done.processed == 10
     assert len(cleanlist.calls.select(BULK)) == 1
+
+
+async def test_deleting_a_job_deletes_its_contacts_and_requests(store: JobStore) -> None:
+    """Retention (and any delete) takes the contacts and requests with the job, no other job's."""
+    enrich = EnrichStore(store)
+    gone = await enrich.create(new(people(300)))
+    kept = await enrich.create(new(people(2)))
+    assert await store.delete(gone.id)
+    assert await enrich.contacts(gone.id) == [] and await enrich.requests(gone.id) == []
+    assert await enrich.summary(gone.id) == {}
+    assert len(await enrich.contacts(kept.id)) == 2 and len(await enrich.requests(kept.id)) == 1

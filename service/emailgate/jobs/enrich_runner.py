@@ -273,7 +273,8 @@ class EnrichRunner:
             job.id, JobStatus.FAILED, stage=Stage.DONE, error=why,
             only_from=[JobStatus.PROCESSING],
         )  # fmt: skip
-        log.warning("enrichment job failed", extra={"event": "job_failed", "job": job.id})
+        log.warning("enrichment job failed",
+                    extra={"event": "job_failed", "job": job.id, "error": why})  # fmt: skip
 
     async def _store_rows(
         self,
