@@ -17,7 +17,7 @@ from emailgate.clock import Clock, monotonic
 from emailgate.config import Settings
 from emailgate.http import batch, enrich, handlers, listhooks, static
 from emailgate.http.errors import JSON
-from emailgate.http.middlewares import errors, slow_bodies
+from emailgate.http.middlewares import middleware
 from emailgate.http.openapi import document
 from emailgate.jobs.child import worker_child
 from emailgate.jobs.runner import SpareSource
@@ -115,9 +115,10 @@ def create_app(
     enrich.install(app)
     listhooks.install(app)
     gate = access.install(app, keys)
-    # The whole middleware stack, outermost first, declared here only: every answer (refusals
-    # included) gets its request id and error shape; the gate runs before a body is read.
-    app.middlewares.extend([errors, access.middleware(gate), slow_bodies])
+    # The whole middleware stack, declared here only: one middleware giving every answer
+    # (refusals included) its request id and error shape, around the access gate, around the
+    # body's reading (after the gate), around the handler.
+    app.middlewares.append(middleware(admit=gate))
     static.install(app)
     return app
 

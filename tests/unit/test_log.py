@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 from collections.abc import Iterator
@@ -57,3 +58,40 @@ def test_event_goes_through_logging_when_another_handler_listens(
     with caplog.at_level(logging.INFO):
         logsetup.event(logging.getLogger("emailgate.verify"), "check", {"event": "check"})
     assert [getattr(r, "event", None) for r in caplog.records] == ["check"]
+
+
+class CountingStream(io.StringIO):
+    """A stream that counts its writes."""
+
+    writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+async def test_lines_of_one_loop_turn_are_written_together_and_in_order() -> None:
+    """Three per-check lines and a logging line in one turn: nothing is written until the turn
+    ends, then the check lines in one write, before the logging line that came after them."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    out = CountingStream()
+    logsetup.setup("info", out)
+    try:
+        logger = logging.getLogger("emailgate.verify")
+        for i in range(3):
+            logsetup.event(logger, "check", {"event": "check", "n": i})
+        assert out.getvalue() == ""
+        await asyncio.sleep(0)
+        assert out.writes == 1
+        logsetup.event(logger, "check", {"event": "check", "n": 3})
+        logger.info("other", extra={"event": "other"})
+        await asyncio.sleep(0)
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        logsetup._Fast.handler = None
+    lines = [orjson.loads(line) for line in out.getvalue().splitlines()]
+    assert [(x["event"], x.get("n")) for x in lines] == [
+        ("check", 0), ("check", 1), ("check", 2), ("check", 3), ("other", None),
+    ]  # fmt: skip

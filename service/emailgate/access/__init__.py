@@ -1,11 +1,11 @@
 """Who may ask, from where and how often: client keys, origins/CORS, client rate limits, the
 credit budget of public keys, and the sandbox of test keys.
 
-`install(app)` sets up the gate; `middleware(gate)` is its place in the app's middleware stack
-(declared in app.py). It sets a `Grant` on each API request that the verify handler honours
-(providers allowed or not, sandbox or not). The keys file is read when the app is built and
-again on SIGHUP. This layer answers nothing itself: a refusal is raised as an aiohttp HTTP
-error, which the HTTP layer turns into the error body every answer shares.
+`install(app)` sets up the gate, which the app's middleware (declared in app.py) calls with
+each request and the rest of its way. It sets a `Grant` on each API request that the verify
+handler honours (providers allowed or not, sandbox or not). The keys file is read when the
+app is built and again on SIGHUP. This layer answers nothing itself: a refusal is raised as
+an aiohttp HTTP error, which the HTTP layer turns into the error body every answer shares.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from aiohttp import web
-from aiohttp.typedefs import Handler, Middleware
 
 from emailgate import appkeys
 from emailgate.access.gate import Gate
@@ -38,22 +37,12 @@ from emailgate.config import Settings
 __all__ = [
     "CLIENT", "GATE", "GRANT", "OPEN", "OPEN_CLIENT", "PAID", "RESPONSE_HEADERS", "SPENT",
     "Gate", "Grant",
-    "KeysFileError", "install", "middleware", "note_answer", "read_settings",
+    "KeysFileError", "install", "note_answer", "read_settings",
 ]  # fmt: skip
 
 log = logging.getLogger("emailgate.access")
 
 GATE = web.AppKey("gate", Gate)
-
-
-def middleware(gate: Gate) -> Middleware:
-    """`gate` as an aiohttp middleware."""
-
-    @web.middleware
-    async def access(request: web.Request, handler: Handler) -> web.StreamResponse:
-        return await gate(request, handler)
-
-    return access
 
 
 def read_settings(env: Mapping[str, str]) -> tuple[Settings, KeyRing | None]:
@@ -75,7 +64,7 @@ def read_settings(env: Mapping[str, str]) -> tuple[Settings, KeyRing | None]:
 def install(app: web.Application, keys: KeyRing | None = None) -> Gate:
     """Add the access layer to `app` (before it starts): `keys` as read by `read_settings`,
     else the settings' keys file is read here (KeysFileError on a bad one). The caller puts
-    `middleware(gate)` in the app's middleware stack."""
+    the gate in the app's middleware."""
     settings = app[appkeys.SETTINGS]
     ring = keys
     if ring is None and settings.api_keys_file is not None:

@@ -8,6 +8,7 @@ passes untouched.
 
 from __future__ import annotations
 
+import functools
 import logging
 import weakref
 from collections.abc import Mapping
@@ -79,6 +80,9 @@ SITE_BUDGET_FACTOR = 4
 KEY_BUDGET_FACTOR = 10
 """A public key's own hourly budget, without `credits_per_hour`: this many client budgets."""
 
+CLIENTS_MEMO = 4096
+"""Recent (peer, X-Forwarded-For) pairs whose client address and bucket are kept resolved."""
+
 _REFUSALS: dict[int, type[web.HTTPException]] = {
     401: web.HTTPUnauthorized,
     403: web.HTTPForbidden,
@@ -134,6 +138,15 @@ class Gate:
         self.counter: Counter = self.memory
         self.hasher = Hasher.random()
         self.requests = requests_family(metrics)
+        trusted = settings.trusted_proxies
+
+        @functools.lru_cache(maxsize=CLIENTS_MEMO)
+        def client_of(peer: str | None, forwarded: tuple[str, ...]) -> tuple[IPAddress, str]:
+            ip = client_ip(peer, forwarded, trusted)
+            return ip, bucket_of(ip)
+
+        self.client_of = client_of
+        """The client address and its limit bucket, from the peer and X-Forwarded-For."""
         for why in WHY:
             metrics.client_rejections.labels(why)
         self._prime()
@@ -176,10 +189,16 @@ class Gate:
         return True
 
     def _prime(self) -> None:
+        # The children of the key names in force, made once: `labels()` costs each request
+        # more than the count itself.
         names = [k.name for k in self.ring.keys] if self.ring is not None else [OPEN_NAME]
-        for name in names:
-            for grant in GRANTS:
-                self.requests.labels(name, grant)
+        self.admitted = {(n, g): self.requests.labels(n, g) for n in names for g in GRANTS}
+
+    def _count(self, name: str, grant: str) -> None:
+        child = self.admitted.get((name, grant))
+        if child is None:  # a key the keys file dropped while its request was on its way
+            child = self.requests.labels(name, grant)
+        child.inc()
 
     async def __call__(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         """The middleware."""
@@ -201,19 +220,15 @@ class Gate:
         if request.match_info.http_exception is not None:
             return await handler(request)  # 405 and friends: nothing to admit
 
-        ip = client_ip(
-            request.remote,
-            request.headers.getall("X-Forwarded-For", []),
-            self.settings.trusted_proxies,
+        ip, bucket = self.client_of(
+            request.remote, tuple(request.headers.getall("X-Forwarded-For", ()))
         )
         if ring is None:
-            window = await self.counter.take(
-                self._bucket("open", bucket_of(ip)), self.settings.open_rate
-            )
+            window = await self.counter.take(self._bucket("open", bucket), self.settings.open_rate)
             _rate_headers(headers, window)
             if not window.allowed:
                 self._refuse(request, ip, None, _too_many(window, headers))
-            self.requests.labels(OPEN_NAME, "providers").inc()
+            self._count(OPEN_NAME, "providers")
             request[CLIENT] = OPEN_CLIENT
             return await handler(request)
 
@@ -222,7 +237,7 @@ class Gate:
             self._refuse(request, ip, key, refusal)
         assert key is not None
         rate = key.rate or self.settings.open_rate
-        per = bucket_of(ip) if key.kind is KeyKind.PUBLIC else "*"
+        per = bucket if key.kind is KeyKind.PUBLIC else "*"
         window = await self.counter.take(self._bucket("key", key.name, per), rate)
         _rate_headers(headers, window)
         if not window.allowed:
@@ -271,7 +286,7 @@ class Gate:
     ) -> web.StreamResponse:
         request[GRANT] = grant
         request[CLIENT] = key.name
-        self.requests.labels(key.name, label).inc()
+        self._count(key.name, label)
         return await handler(request)
 
     def credit_budgets(self, key: ClientKey, ip: IPAddress) -> list[tuple[str, Rate]]:
