@@ -75,6 +75,19 @@ PLAN: list[tuple[str, str, GenerationMode, int]] = [
     ("/demo", "GET", POSITIVE, 20),
     ("/demo", "POST", POSITIVE, 100),
     ("/demo", "POST", NEGATIVE, 60),
+    # Batch jobs: uploads (JSON and files), listing, status, download, start and delete; ids
+    # are small numbers, so many of them are jobs the uploads before made.
+    ("/api/v1/batch", "POST", POSITIVE, 200),
+    ("/api/v1/batch", "POST", NEGATIVE, 150),
+    ("/api/v1/batch", "GET", POSITIVE, 60),
+    ("/api/v1/batch", "GET", NEGATIVE, 40),
+    ("/api/v1/batch/{id}", "GET", POSITIVE, 120),
+    ("/api/v1/batch/{id}", "GET", NEGATIVE, 60),
+    ("/api/v1/batch/{id}/download", "GET", POSITIVE, 80),
+    ("/api/v1/batch/{id}/download", "GET", NEGATIVE, 40),
+    ("/api/v1/batch/{id}/start", "POST", POSITIVE, 60),
+    ("/api/v1/batch/{id}/start", "POST", NEGATIVE, 40),
+    ("/api/v1/batch/{id}", "DELETE", POSITIVE, 60),
 ]
 
 
@@ -109,7 +122,9 @@ sha256 = "{digest(TEST)}"
 rate = "1000000/60s"
 """
     )
-    env = {"EMAILGATE_LOG_LEVEL": "error", "EMAILGATE_API_KEYS_FILE": str(keys)}
+    env = {"EMAILGATE_LOG_LEVEL": "error", "EMAILGATE_API_KEYS_FILE": str(keys),
+           "EMAILGATE_DATA_DIR": str(tmp_path_factory.mktemp("jobs")),
+           "EMAILGATE_BATCH_UPLOAD_RATE": "1000000/60s"}  # fmt: skip
     with live_app(env, ZONES) as url:
         yield url
 

@@ -88,6 +88,33 @@ async def test_csv_keeps_columns_and_finds_email_by_name(
     assert rows[1]["reason"] == "invalid_domain"
 
 
+async def test_multipart_part_with_unreadable_headers_is_a_400(make_client: MakeClient) -> None:
+    """A part whose header line holds a control character (schemathesis found it a 500) is a
+    400 that does not quote the bytes, and no job is made."""
+    client = await make_client()
+    body = b'--b\r\nContent-Disposition: form-data; name="\x0fx"\r\n\r\nv\r\n--b--\r\n'
+    response = await client.post(
+        BATCH, data=body, headers={"Content-Type": "multipart/form-data; boundary=b"}
+    )
+    answer = await response.json()
+    assert response.status == 400, answer
+    assert "\x0f" not in answer["message"]
+    listed = await (await client.get(BATCH)).json()
+    assert listed["data"] == []
+
+
+async def test_download_carries_the_request_id(make_client: MakeClient) -> None:
+    """The streamed download has the X-Request-Id and nosniff headers every answer has."""
+    client = await make_client()
+    response = await client.post(BATCH, json={"emails": ["ann@good.com"]})
+    job_id = (await response.json())["data"]["id"]
+    await wait_status(client, job_id)
+    response = await client.get(f"{BATCH}/{job_id}/download", headers={"X-Request-Id": "abc123"})
+    assert response.status == 200
+    assert response.headers["X-Request-Id"] == "abc123"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
 async def test_download_guards_formula_cells(make_client: MakeClient, tmp_path: Path) -> None:
     """Cells (header included) that start with = + - @ tab or CR come back with a leading
     apostrophe, so a spreadsheet shows them as text; other cells are untouched."""

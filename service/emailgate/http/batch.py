@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from emailgate import access, appkeys
 from emailgate.config import Settings
@@ -27,6 +28,7 @@ from emailgate.jobs.offload import IngestPool, Upload
 from emailgate.jobs.service import Jobs
 from emailgate.jobs.store import NewJob
 from emailgate.jobs.webhooks import CallbackRefused, check_callback
+from emailgate.log import request_id
 from emailgate.verify.decision import UnknownContext
 
 MAX_JSON_EMAILS = 50_000
@@ -233,6 +235,11 @@ async def _multipart_upload(
         if spool is not None:
             spool[0].unlink(missing_ok=True)
         raise BadRequest(f"the multipart body is malformed ({e})") from None
+    except HttpProcessingError as e:
+        # A part's headers aiohttp cannot parse; its message quotes them, so only the class.
+        if spool is not None:
+            spool[0].unlink(missing_ok=True)
+        raise BadRequest(f"the multipart body is malformed ({type(e).__name__})") from None
     except BaseException:
         if spool is not None:
             spool[0].unlink(missing_ok=True)
@@ -364,6 +371,10 @@ async def download(request: web.Request) -> web.StreamResponse:
         headers={
             "Content-Type": "text/csv; charset=utf-8",
             "Content-Disposition": f'attachment; filename="emailgate-batch-{job.id}.csv"',
+            # Sent before the `errors` middleware sees the response: what it adds, now.
+            **request.get(access.RESPONSE_HEADERS, {}),
+            "X-Request-Id": request_id.get() or "",
+            "X-Content-Type-Options": "nosniff",
         }
     )
     await response.prepare(request)
