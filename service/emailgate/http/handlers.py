@@ -69,8 +69,7 @@ async def _answer(request: web.Request, email: str, context: str) -> web.Respons
     except UnknownContext as e:
         raise BadRequest(str(e)) from None
     access.note_answer(request, result)
-    body = orjson.dumps({"success": True, "data": result.to_dict()})
-    return web.Response(body=body, headers={"Content-Type": JSON})
+    return web.Response(body=result.answer(), headers={"Content-Type": JSON})
 
 
 async def credits(request: web.Request) -> web.Response:
