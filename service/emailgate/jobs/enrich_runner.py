@@ -19,7 +19,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from emailgate.clock import Clock, monotonic
@@ -68,7 +68,6 @@ class _Ledger:
     runner: EnrichRunner
     run: _Run
     contacts: Sequence[Contact]
-    rows_seen: list[int] = field(default_factory=list)
 
     async def submitting(self, chunk: Chunk) -> None:
         self.runner._check(self.run)
