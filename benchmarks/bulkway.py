@@ -78,7 +78,8 @@ class Figures:
     before: float | None = None
     """Job mode: seconds from our upload to the first upload at the provider (free stages)."""
     after: float | None = None
-    """Job mode: seconds from the provider's last call to `processed` (storing, finishing)."""
+    """Job mode: seconds from the provider's last answer to `processed` (reading and storing
+    the results; with ListCleanser and Listcleaner storing overlaps the pages and the delete)."""
 
     def met(self) -> dict[str, bool]:
         return {
@@ -209,7 +210,7 @@ async def run_job(name: str, rows: int, scale: float, workdir: Path) -> Figures:
     uploads = [c.mono for c in fake.uploads()]
     return Figures(name, rows, wall, bound, len(uploads), lists, answered, dict(calls),
                    before=min(uploads, default=start) - start,
-                   after=start + wall - max(c.mono for c in fake.calls))  # fmt: skip
+                   after=start + wall - max(c.done_mono or c.mono for c in fake.calls))  # fmt: skip
 
 
 async def follow(http: aiohttp.ClientSession, url: str) -> dict[str, Any]:

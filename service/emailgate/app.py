@@ -170,4 +170,5 @@ def _open_jobs(
         run_jobs=run_jobs,
         upkeep=upkeep,
         ingest_in_child=ingest_in_child,
+        redis=services.redis,
     )

@@ -34,12 +34,12 @@ def sig(reference: str) -> str:
     return hmac.new(SECRET.encode(), message, hashlib.sha256).hexdigest()
 
 
-async def start(dns: DNSServer, fake: FakeEmailConsul, tmp: Path) -> ServiceProcess:
+async def start(dns: DNSServer, fake: FakeEmailConsul, tmp: Path, **extra: str) -> ServiceProcess:
     """A service whose EmailConsul lists carry a webhook address pointing back at it."""
     port = free_port()
     settings = env(dns, tmp / "data", fake,
                    EMAILGATE_EMAILCONSUL_WEBHOOK_URL=f"http://127.0.0.1:{port}{HOOK}",
-                   EMAILGATE_WEBHOOK_SECRET=SECRET)  # fmt: skip
+                   EMAILGATE_WEBHOOK_SECRET=SECRET, **extra)  # fmt: skip
     return await ServiceProcess.start(settings, tmp / "serve.log", port=port)
 
 
@@ -73,8 +73,23 @@ async def test_a_webhook_wakes_the_waiting_job_at_once(
     """The list is given a signed webhook address; when the fake ends the list, its DONE
     webhook (answered 200) makes the job fetch the export within seconds, well before the
     poll it was waiting for; every webhook the fake sent was accepted."""
+    await woken_at_once(dns_server, fake_emailconsul, tmp_path)
+
+
+async def test_a_webhook_wakes_the_job_in_the_worker_child_through_redis(
+    dns_server: DNSServer, fake_emailconsul: FakeEmailConsul, tmp_path: Path, redis_url: str
+) -> None:
+    """With EMAILGATE_JOB_WORKER=process the job waits in the service's worker child: the
+    webhook reaches it through Redis and the export is fetched as quickly."""
+    await woken_at_once(dns_server, fake_emailconsul, tmp_path, EMAILGATE_JOB_WORKER="process",
+                        EMAILGATE_REDIS_URL=redis_url)  # fmt: skip
+
+
+async def woken_at_once(
+    dns_server: DNSServer, fake_emailconsul: FakeEmailConsul, tmp_path: Path, **extra: str
+) -> None:
     fake_emailconsul.configure(preprocess_s=0.3, processing_s=60.0)
-    service = await start(dns_server, fake_emailconsul, tmp_path)
+    service = await start(dns_server, fake_emailconsul, tmp_path, **extra)
     try:
         job_id = await submit(service.url)
         list_id, reference = await running_list(fake_emailconsul)

@@ -8,8 +8,8 @@ last:
 - 401 without `ref` and `sig`, 403 when `sig` is not the signature of `ref`;
 - 400 when the body is not a JSON object with the list's `id`, 413 when it is too large;
 - 404 when no job of this store uploaded that list under that reference;
-- 200 otherwise: the job waiting on the list polls it now (on the replica that waits on it;
-  another replica's job polls at its own pace).
+- 200 otherwise: the job waiting on the list polls it now, on whichever replica or worker
+  process works it when Redis is configured (else when this process works it).
 """
 
 from __future__ import annotations
@@ -55,7 +55,8 @@ async def emailconsul(request: web.Request) -> web.StreamResponse:
             await wake_for(jobs.store, jobs.runner.wakeups, secret, PROVIDER,
                            reference=reference, sig=sig, list_id="")  # fmt: skip
         woken = await wake_for(jobs.store, jobs.runner.wakeups, secret, PROVIDER,
-                               reference=reference, sig=sig, list_id=str(list_id))  # fmt: skip
+                               reference=reference, sig=sig, list_id=str(list_id),
+                               redis=jobs.redis)  # fmt: skip
     except HookRefused as e:
         if e.status == 404 and not ok_id:
             return error(400, "webhook body is not a JSON object with the list's id")

@@ -45,6 +45,7 @@ log = logging.getLogger("emailgate.jobs")
 LEASE_TTL = 30.0  # seconds a lease lasts without a heartbeat: a dead worker's job waits this long
 HEARTBEAT = 5.0  # seconds between renewals
 CHUNK = 200  # distinct addresses read, checked and written per step (the loop breathes between)
+RESULTS_CHUNK = 2_000  # a bulk list's verdicts written per transaction (all at hand already)
 DNS_CONCURRENCY = 16  # lookups in flight for one job
 DNS_TIMEOUT = 5.0  # seconds per domain: a job has time, a signup does not
 PROVIDER_TIMEOUT = 10.0  # seconds per real-time provider call for a job
@@ -440,7 +441,7 @@ class Runner:
                     continue
                 answers.append(self._answer(job, item, verdict, "provider", address, paid=True))
                 await cache.set(cache.key(address), verdict)
-                if len(answers) >= CHUNK:
+                if len(answers) >= RESULTS_CHUNK:
                     await self._store_answers(job, answers)
                     answers = []
         except ProviderError:

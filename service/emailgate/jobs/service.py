@@ -11,11 +11,14 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 
+import redis.asyncio as aioredis
+
 from emailgate.bulk.base import BulkProvider
 from emailgate.config import Settings
 from emailgate.enrich.cleanlist import CleanlistClient
 from emailgate.enrich.engine import FIRST_POLL, POLL_EVERY
 from emailgate.jobs.enrich_runner import EnrichRunner
+from emailgate.jobs.listhooks import relay
 from emailgate.jobs.model import JobStatus
 from emailgate.jobs.offload import IngestPool
 from emailgate.jobs.runner import Runner, SpareSource
@@ -48,6 +51,8 @@ class Jobs:
     ingest: IngestPool | None = None
     """Uploads are read and stored by a child process (EMAILGATE_JOB_WORKER=process)."""
     gauge_stale: asyncio.Event = field(default_factory=asyncio.Event)
+    redis: aioredis.Redis | None = None
+    """Carries bulk webhooks' wake-ups to whichever process works the job (listhooks.py)."""
 
     def describe(self) -> str:
         """One line for the start-up log (no secret: the database URL is not shown)."""
@@ -108,6 +113,7 @@ async def open_jobs(
     upkeep: bool = True,
     ingest_in_child: bool = False,
     wall: Callable[[], float] = time.time,
+    redis: aioredis.Redis | None = None,
 ) -> AsyncIterator[Jobs]:
     """The store (migrated) and, with `work`, the loops: the worker (unless not `run_jobs`:
     another process works the jobs), the webhook outbox and housekeeping (unless not `upkeep`:
@@ -134,7 +140,7 @@ async def open_jobs(
             heartbeat=lease / 6, webhook_url=provider_hook_url(settings),
             poll_every=POLL_EVERY * scale, first_poll=FIRST_POLL * scale,
         )  # fmt: skip
-        jobs = Jobs(store, runner, deliverer, settings, metrics, enricher=enricher)
+        jobs = Jobs(store, runner, deliverer, settings, metrics, enricher=enricher, redis=redis)
         if ingest_in_child:
             jobs.ingest = IngestPool(url, settings.data_dir)
         # This replica's status changes show in the gauge at once; other replicas' (PostgreSQL)
@@ -146,6 +152,10 @@ async def open_jobs(
                 asyncio.create_task(runner.run_forever(), name="jobs-runner"),
                 asyncio.create_task(enricher.run_forever(), name="jobs-enricher"),
             ]
+            if redis is not None:  # bulk webhooks received by any replica or process
+                jobs.tasks.append(asyncio.create_task(
+                    relay(redis, runner.wakeups, runner.stopping), name="jobs-bulk-wakeups"
+                ))  # fmt: skip
         if work and upkeep:
             jobs.tasks += [
                 asyncio.create_task(deliverer.run_forever(), name="jobs-webhooks"),
