@@ -15,9 +15,7 @@ reverse (the store's claim is by kind).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,15 +33,9 @@ from emailgate.enrich.engine import (
 )
 from emailgate.enrich.sandbox import SandboxSource
 from emailgate.jobs.enrich_store import OUTCOMES, ContactRow, EnrichStore
+from emailgate.jobs.lease import HEARTBEAT, LEASE_TTL, LeasedRun, LeaseWorker
 from emailgate.jobs.model import Job, JobStatus, Stage
-from emailgate.jobs.runner import (
-    HEARTBEAT,
-    IDLE_POLL,
-    LEASE_TTL,
-    PROGRESS_EVERY,
-    Handback,
-    LeaseLost,
-)
+from emailgate.jobs.runner import PROGRESS_EVERY
 from emailgate.jobs.store import JobStore
 from emailgate.metrics import Metrics
 from emailgate.verify.pipeline import Verifier
@@ -55,9 +47,7 @@ PHONE_CREDITS = 10  # Cleanlist.ai's price of a phone found; an email costs 1
 
 
 @dataclass
-class _Run:
-    job: Job
-    lost: bool = False
+class _Run(LeasedRun):
     engine: Enricher | None = None
 
 
@@ -83,8 +73,10 @@ class _Ledger:
         await self.runner._store_rows(self.run.job, chunk.number, rows, self.contacts)
 
 
-class EnrichRunner:
+class EnrichRunner(LeaseWorker[_Run]):
     """Works enrichment jobs from the store, one at a time, until stopped."""
+
+    kind = "enrich"
 
     def __init__(
         self,
@@ -102,98 +94,25 @@ class EnrichRunner:
         first_poll: float = FIRST_POLL,
         webhook_url: str | None = None,
     ) -> None:
-        self.store = store
+        super().__init__(store, worker=worker, sleep=sleep, clock=clock, lease_ttl=lease_ttl,
+                         heartbeat=heartbeat)  # fmt: skip
         self.enrich = EnrichStore(store)
         self.verifier = verifier
         self.metrics = metrics
         self.client = client
         """None when enrichment is off here: only sandbox jobs can run."""
-        self.worker = worker or f"{os.uname().nodename}:{os.getpid()}:{os.urandom(3).hex()}"
-        self.sleep = sleep
-        self.clock = clock
-        self.lease_ttl = lease_ttl
-        self.heartbeat = heartbeat
         self.poll_every = poll_every
         self.first_poll = first_poll
         self.webhook_url = webhook_url
         """Where Cleanlist.ai calls back when a workflow ends (a wake-up for polling)."""
-        self.stopping = asyncio.Event()
-        self.wake = asyncio.Event()
-        self._run: _Run | None = None
-
-    # The loop ---------------------------------------------------------------------------------
-
-    async def run_forever(self) -> None:
-        """Take enrichment jobs until `stop()`; a failure in one job fails that job only."""
-        while not self.stopping.is_set():
-            try:
-                job = await self.store.claim(self.worker, self.lease_ttl, kind="enrich")
-            except Exception:
-                log.exception("job store unreachable", extra={"event": "job_store_error"})
-                job = None
-            if job is None:
-                self.wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._interrupted(), IDLE_POLL)
-                continue
-            await self.run_job(job)
-
-    async def _interrupted(self) -> None:
-        stop = asyncio.ensure_future(self.stopping.wait())
-        wake = asyncio.ensure_future(self.wake.wait())
-        try:
-            await asyncio.wait({stop, wake}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stop.cancel()
-            wake.cancel()
-
-    def stop(self) -> None:
-        """Stop sending, hand the job back, and leave the loop."""
-        self.stopping.set()
 
     def workflow_done(self, workflow_id: str) -> bool:
         """The provider's webhook: poll that workflow now, if this worker waits on it."""
         run = self._run
         return run is not None and run.engine is not None and run.engine.wake(workflow_id)
 
-    async def run_job(self, job: Job) -> None:
-        """Work one claimed job as far as it goes."""
-        run = _Run(job)
-        self._run = run
-        beat = asyncio.create_task(self._heartbeat(run))
-        try:
-            await self._work(run)
-        except Handback:
-            await self.store.release(job.id, self.worker)
-            log.info("job handed back", extra={"event": "job_handback", "job": job.id})
-        except LeaseLost:
-            log.info("job no longer ours", extra={"event": "job_lost", "job": job.id})
-        except Exception as e:
-            log.exception("job failed", extra={"event": "job_failed", "job": job.id})
-            await self.store.set_status(
-                job.id, JobStatus.FAILED, error=f"internal error ({type(e).__name__})"
-            )
-        finally:
-            beat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await beat
-            self._run = None
-
-    async def _heartbeat(self, run: _Run) -> None:
-        while True:
-            await self.sleep(self.heartbeat)
-            try:
-                if not await self.store.renew(run.job.id, self.worker, self.lease_ttl):
-                    run.lost = True
-                    return
-            except Exception:  # the store is away for a moment: the lease has slack
-                log.warning("lease renewal failed", extra={"event": "lease_renew_failed"})
-
-    def _check(self, run: _Run) -> None:
-        if run.lost:
-            raise LeaseLost
-        if self.stopping.is_set():
-            raise Handback
+    def _new_run(self, job: Job) -> _Run:
+        return _Run(job)
 
     def _checked_sleep(self, run: _Run) -> Callable[[float], Awaitable[None]]:
         """The engine's sleep: leaves at once on shutdown or a lost lease."""

@@ -15,10 +15,8 @@ waits on it, and a resumed job polls that list instead of uploading again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
-import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -27,6 +25,14 @@ from typing import Protocol, runtime_checkable
 from emailgate.bulk.base import BulkProvider, BulkState, ListFailed, find_list, paused_for
 from emailgate.bulk.hooks import Wakeups, list_reference
 from emailgate.bulk.wire import may_have_landed
+from emailgate.jobs.lease import (
+    HEARTBEAT,
+    LEASE_TTL,
+    Handback,
+    LeasedRun,
+    LeaseLost,
+    LeaseWorker,
+)
 from emailgate.jobs.model import Job, JobStatus, Stage
 from emailgate.jobs.store import Answer, JobStore, WorkAddress
 from emailgate.metrics import Metrics
@@ -42,15 +48,12 @@ from emailgate.verify.syntax import InvalidAddress, parse_address
 
 log = logging.getLogger("emailgate.jobs")
 
-LEASE_TTL = 30.0  # seconds a lease lasts without a heartbeat: a dead worker's job waits this long
-HEARTBEAT = 5.0  # seconds between renewals
 CHUNK = 200  # distinct addresses read, checked and written per step (the loop breathes between)
 RESULTS_CHUNK = 2_000  # a bulk list's verdicts written per transaction (all at hand already)
 DNS_CONCURRENCY = 16  # lookups in flight for one job
 DNS_TIMEOUT = 5.0  # seconds per domain: a job has time, a signup does not
 PROVIDER_TIMEOUT = 10.0  # seconds per real-time provider call for a job
 SPARE_GROUP = 32  # real-time calls in flight for one job at most, recorded as sent together
-IDLE_POLL = 1.0  # seconds between looks for work when there is none
 NO_SLOT_WAIT = 0.05  # seconds before asking again for a spare slot
 MAX_SLOT_WAIT = 1.0  # seconds: the longest wait between two asks when no slot comes
 GIVE_UP_WAITING = 900.0  # seconds without any spare slot before the rest is answered locally
@@ -64,14 +67,6 @@ class SpareSource(Protocol):
     no provider was asked (implemented by `providers.chain.Chain`)."""
 
     async def verify_spare(self, address: Address, timeout: float) -> ChainOutcome | None: ...
-
-
-class Handback(Exception):
-    """The worker stops (shutdown): the job goes back to the store for anyone to take."""
-
-
-class LeaseLost(Exception):
-    """Another worker holds the job now, or it was deleted: stop touching it."""
 
 
 @dataclass
@@ -88,14 +83,12 @@ class _Waiting:
 
 
 @dataclass
-class _Run:
-    job: Job
-    lost: bool = False
+class _Run(LeasedRun):
     provider: str | None = None
 
 
-class Runner:
-    """Works jobs from the store, one at a time, until stopped."""
+class Runner(LeaseWorker[_Run]):
+    """Works batch jobs from the store, one at a time, until stopped."""
 
     def __init__(
         self,
@@ -113,93 +106,20 @@ class Runner:
         on_answers: Callable[[Job, Sequence[Answer]], None] | None = None,
         realtime_max: int = 0,
     ) -> None:
-        self.store = store
+        super().__init__(store, worker=worker, sleep=sleep, clock=clock, lease_ttl=lease_ttl,
+                         heartbeat=heartbeat)  # fmt: skip
         self.verifier = verifier
         self.metrics = metrics
         self.chain = chain
         self.bulk = list(bulk)
-        self.worker = worker or f"{os.uname().nodename}:{os.getpid()}:{os.urandom(3).hex()}"
-        self.sleep = sleep
-        self.clock = clock
-        self.lease_ttl = lease_ttl
-        self.heartbeat = heartbeat
         self.on_answers = on_answers
         self.realtime_max = realtime_max
         """Jobs with at most this many billable addresses skip the bulk providers."""
-        self.stopping = asyncio.Event()
-        self.wake = asyncio.Event()
         self.wakeups = Wakeups()
         """Webhooks received for the lists this worker waits on (http/listhooks.py)."""
-        self._run: _Run | None = None
 
-    # The loop ---------------------------------------------------------------------------------
-
-    async def run_forever(self) -> None:
-        """Take jobs until `stop()`; a failure in one job fails that job, not the loop."""
-        while not self.stopping.is_set():
-            try:
-                job = await self.store.claim(self.worker, self.lease_ttl)
-            except Exception:
-                log.exception("job store unreachable", extra={"event": "job_store_error"})
-                job = None
-            if job is None:
-                self.wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._interrupted(), IDLE_POLL)
-                continue
-            await self.run_job(job)
-
-    async def _interrupted(self) -> None:
-        stop = asyncio.create_task(self.stopping.wait())
-        wake = asyncio.create_task(self.wake.wait())
-        try:
-            await asyncio.wait({stop, wake}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stop.cancel()
-            wake.cancel()
-
-    def stop(self) -> None:
-        """Finish the step in hand, hand the job back, and leave the loop."""
-        self.stopping.set()
-
-    async def run_job(self, job: Job) -> None:
-        """Work one claimed job as far as it goes."""
-        run = _Run(job, provider=job.provider)
-        self._run = run
-        beat = asyncio.create_task(self._heartbeat(run))
-        try:
-            await self._work(run)
-        except Handback:
-            await self.store.release(job.id, self.worker)
-            log.info("job handed back", extra={"event": "job_handback", "job": job.id})
-        except LeaseLost:
-            log.info("job no longer ours", extra={"event": "job_lost", "job": job.id})
-        except Exception as e:
-            log.exception("job failed", extra={"event": "job_failed", "job": job.id})
-            await self.store.set_status(
-                job.id, JobStatus.FAILED, error=f"internal error ({type(e).__name__})"
-            )
-        finally:
-            beat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await beat
-            self._run = None
-
-    async def _heartbeat(self, run: _Run) -> None:
-        while True:
-            await self.sleep(self.heartbeat)
-            try:
-                if not await self.store.renew(run.job.id, self.worker, self.lease_ttl):
-                    run.lost = True
-                    return
-            except Exception:  # the store is away for a moment: the lease has slack
-                log.warning("lease renewal failed", extra={"event": "lease_renew_failed"})
-
-    def _check(self, run: _Run) -> None:
-        if run.lost:
-            raise LeaseLost
-        if self.stopping.is_set():
-            raise Handback
+    def _new_run(self, job: Job) -> _Run:
+        return _Run(job, provider=job.provider)
 
     async def _work(self, run: _Run) -> None:
         job = run.job
