@@ -82,7 +82,7 @@ async def test_the_v2_step_upgrades_a_v1_store(tmp_path: Path) -> None:
                                list_batches(["a@good.com"]))  # fmt: skip
     finally:
         schema.MIGRATIONS[:] = saved
-    assert await old.migrate() == [2]
+    assert await old.migrate() == [v for v, _ in saved[1:]]  # step 2 and any later one
     assert (await old.get(job.id)) is not None
     async with engine.connect() as conn:
         tables = await conn.run_sync(lambda c: sa.inspect(c).get_table_names())
