@@ -124,7 +124,7 @@ def _round(x: float) -> int:
 
 
 HIT_TARGET = 0.60
-"""Cache-hit throughput as a share of the faster bare aiohttp app (issue 19)."""
+"""Cache-hit throughput as a share of the faster bare aiohttp app: the target."""
 HIT_GOAL = 0.90
 """The same, the longer-term goal (docs/benchmarks.md says what it would take)."""
 
@@ -279,11 +279,11 @@ def _http_section(lines: list[str], http: dict[str, Any]) -> None:
 
 
 BEFORE = Path(__file__).with_name("results") / "hit-breakdown-before.json"
-"""The cache-hit breakdown before issue 19's work (py-spy, µs per request), for comparison."""
+"""The cache-hit breakdown before the work on the cache-hit path (py-spy, µs per request)."""
 
 
 def _before_after(lines: list[str], costs: list[dict[str, Any]]) -> None:
-    """The breakdown beside the one measured before issue 19, cost by cost."""
+    """The breakdown beside the one measured before the work on the hit path, cost by cost."""
     try:
         before = json.loads(BEFORE.read_text())
     except (OSError, ValueError):
@@ -333,7 +333,7 @@ def _profile_section(lines: list[str], http: dict[str, Any]) -> None:
                 "to each cache hit.",
                 "",
             ]
-        if http.get("yardstick"):  # runs since issue 19, which the breakdown compares to
+        if http.get("yardstick"):  # runs since that work (two bare apps), not older ones
             _before_after(lines, p["costs"])
         own = [c for c in p["costs"] if c["cost"] != prof.AIOHTTP]
         if own:

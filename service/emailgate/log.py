@@ -51,24 +51,33 @@ def _timestamp(created: float) -> str:
     )
 
 
+FLUSH_EVERY_S = 0.01
+"""How long a per-check line may wait to be written with the lines after it."""
+FLUSH_LINES = 512
+"""A batch this long is written at once."""
+
+
 class BatchedStreamHandler(logging.StreamHandler[IO[str]]):
     """A StreamHandler that also takes the per-check lines `event` batches: they are written
-    together once per turn of the event loop (one write instead of one per request), and
-    before any other line, so the log keeps its order."""
+    together, FLUSH_EVERY_S after the first of them (one write for many requests instead of
+    one each), and before any other line, so the log keeps its order. A process killed
+    outright (SIGKILL) loses at most that much of them; any orderly exit writes them."""
 
     def __init__(self, stream: IO[str]) -> None:
         super().__init__(stream)
         self.pending: list[str] = []
 
     def add(self, line: str) -> None:
-        """Queue `line` for the end of this loop turn; written at once outside a loop."""
+        """Queue `line` for the batch; written at once outside an event loop."""
         if not self.pending:
             try:
-                asyncio.get_running_loop().call_soon(self.flush_pending)
+                asyncio.get_running_loop().call_later(FLUSH_EVERY_S, self.flush_pending)
             except RuntimeError:  # no loop: nothing will come back to flush
                 self.write_now(line)
                 return
         self.pending.append(line)
+        if len(self.pending) >= FLUSH_LINES:
+            self.flush_pending()  # the timer then finds nothing, or the next batch's start
 
     def flush_pending(self) -> None:
         """Write the queued lines, if any."""
