@@ -65,8 +65,9 @@ async def test_process_mode_works_jobs_in_a_nice_child_that_dies_with_the_servic
     dns_server: DNSServer, fake_listcleanser: FakeListCleanser, tmp_path: Path, redis_url: str
 ) -> None:
     """The job is worked by the `emailgate worker` child (its pid holds the lease), at nice 10;
-    a file upload is read by a child and a bad one still gets its 400; after SIGKILL of the
-    service its children exit too, and nothing was paid twice."""
+    a file upload is read by a child and a bad one still gets its 400; the download is written
+    by a child and streamed; after SIGKILL of the service its children exit too, and nothing was
+    paid twice."""
     fake_listcleanser.configure(latency_ms=40)
     data = tmp_path / "data"
     settings = env(dns_server, fake_listcleanser, data, EMAILGATE_JOB_WORKER="process",
@@ -95,7 +96,16 @@ async def test_process_mode_works_jobs_in_a_nice_child_that_dies_with_the_servic
             async with http.post(f"{service.url}/api/v1/batch", data=form) as r:
                 body = await r.json()
                 assert r.status == 201 and body["data"]["number_of_total"] == 2, body
-        await processed(service.url, body["data"]["id"])
+        small = body["data"]["id"]
+        await processed(service.url, small)
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"{service.url}/api/v1/batch/{small}/download") as r,
+        ):
+            assert r.status == 200
+            lines = (await r.text()).splitlines()
+        assert [line.split(",")[0] for line in lines] == ["email", "ann@good.com", "bob@good.com"]
+        assert list((data / "exports").iterdir()) == []  # the child's file, streamed and gone
         kids = children(service.proc.pid)
         assert len(kids) >= 2  # the worker and the upload reader
     finally:

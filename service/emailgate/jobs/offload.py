@@ -1,9 +1,11 @@
-"""Uploads read and stored in a child process (EMAILGATE_JOB_WORKER=process).
+"""Uploads read and stored, and downloads written, in a child process
+(EMAILGATE_JOB_WORKER=process).
 
-Reading a 100,000-row file and writing its rows is seconds of CPU work; on the serving event
-loop every signup in those seconds waits behind it. With the job worker in a child process the
-upload goes to a child too, at the worker's lower CPU priority: the request waits for it (its
-answer says how many rows were taken, or which 4xx), the signups beside it do not.
+Reading a 100,000-row file and writing its rows is seconds of CPU work, and so is writing the
+results as CSV; on the serving event loop every signup in those seconds waits behind it. With
+the job worker in a child process these go to a child too, at the worker's lower CPU priority:
+the request waits for it (an upload's answer says how many rows were taken, or which 4xx; a
+download is streamed from the file the child wrote), the signups beside it do not.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from emailgate.jobs.child import WORKER_NICE, tie_to_parent
+from emailgate.jobs.export import csv_chunks
 from emailgate.jobs.ingest import IngestError, file_batches, list_batches, open_table
 from emailgate.jobs.store import NewJob, open_store
 
@@ -59,6 +62,14 @@ class IngestPool:
             return outcome
         raise IngestError(*outcome)
 
+    async def export(self, job_id: int, export: str) -> Path:
+        """The job's CSV download, written by the child to a file that the caller deletes."""
+        loop = asyncio.get_running_loop()
+        path = await loop.run_in_executor(
+            self.pool, _export, self.database_url, str(self.data_dir), job_id, export
+        )
+        return Path(path)
+
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
 
@@ -91,3 +102,21 @@ def _ingest(database_url: str | None, data_dir: str, upload: Upload) -> int | tu
         return asyncio.run(go())
     except IngestError as e:
         return e.status, str(e)
+
+
+def _export(database_url: str | None, data_dir: str, job_id: int, export: str) -> str:
+    """In the child: the path of the CSV written for the job."""
+
+    async def go() -> str:
+        async with open_store(database_url, Path(data_dir)) as store:
+            job = await store.get(job_id)
+            assert job is not None  # the caller found it a moment ago; a delete leaves it empty
+            folder = Path(data_dir) / "exports"
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"{os.urandom(12).hex()}.csv"
+            with path.open("wb") as f:
+                async for chunk in csv_chunks(store, job, export):
+                    f.write(chunk)
+            return str(path)
+
+    return asyncio.run(go())
