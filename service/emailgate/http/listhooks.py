@@ -21,7 +21,7 @@ from aiohttp import web
 
 from emailgate import appkeys
 from emailgate.http.errors import error, json_response
-from emailgate.jobs.listhooks import HookRefused, wake_for
+from emailgate.jobs.listhooks import HookRefused, check_signed, wake_for
 
 log = logging.getLogger("emailgate.jobs")
 
@@ -37,35 +37,38 @@ async def emailconsul(request: web.Request) -> web.StreamResponse:
     if settings.emailconsul_webhook_url is None or secret is None:
         return error(404, "EmailConsul webhooks are not configured here")
     reference, sig = request.query.get("ref"), request.query.get("sig")
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        return error(413, f"webhook body over {MAX_BODY} bytes")
-    raw = await request.read()
-    body = None
-    if len(raw) <= MAX_BODY:
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            body = None
-    list_id = body.get("id") if isinstance(body, dict) else None
-    ok_id = isinstance(list_id, str | int) and not isinstance(list_id, bool) and list_id != ""
     jobs = request.app[appkeys.JOBS]
     try:
-        if not ok_id:
-            # The signature first even here: an unsigned call learns nothing about the body.
-            await wake_for(jobs.store, jobs.runner.wakeups, secret, PROVIDER,
-                           reference=reference, sig=sig, list_id="")  # fmt: skip
+        # The signature first: an unsigned or forged call learns nothing more.
+        check_signed(secret, PROVIDER, reference, sig)
+        if request.content_length is not None and request.content_length > MAX_BODY:
+            raise HookRefused(413, f"webhook body over {MAX_BODY} bytes")
+        raw = await request.read()
+        if len(raw) > MAX_BODY:
+            raise HookRefused(413, f"webhook body over {MAX_BODY} bytes")
+        list_id = _list_id(raw)
         woken = await wake_for(jobs.store, jobs.runner.wakeups, secret, PROVIDER,
-                               reference=reference, sig=sig, list_id=str(list_id),
+                               reference=reference, sig=sig, list_id=list_id,
                                redis=jobs.redis)  # fmt: skip
     except HookRefused as e:
-        if e.status == 404 and not ok_id:
-            return error(400, "webhook body is not a JSON object with the list's id")
         log.warning(
             "bulk webhook refused",
             extra={"event": "bulk_webhook_refused", "provider": PROVIDER, "status": e.status},
         )
         return error(e.status, e.message)
     return json_response({"success": True, "woken": woken})
+
+
+def _list_id(raw: bytes) -> str:
+    """The list's `id` from a webhook body (the list item); HookRefused (400) without one."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        body = None
+    list_id = body.get("id") if isinstance(body, dict) else None
+    if isinstance(list_id, bool) or not isinstance(list_id, str | int) or list_id == "":
+        raise HookRefused(400, "webhook body is not a JSON object with the list's id")
+    return str(list_id)
 
 
 def install(app: web.Application) -> None:

@@ -38,6 +38,15 @@ class HookRefused(Exception):
         self.message = message
 
 
+def check_signed(secret: Secret, provider: str, reference: str | None, sig: str | None) -> str:
+    """The reference of a webhook address signed by us; HookRefused (401, 403) otherwise."""
+    if not reference or not sig:
+        raise HookRefused(401, "unsigned webhook: the address needs ref and sig")
+    if not signed(secret, provider, reference, sig):
+        raise HookRefused(403, "webhook signature does not match its reference")
+    return reference
+
+
 async def wake_for(
     store: JobStore,
     wakeups: Wakeups,
@@ -51,10 +60,7 @@ async def wake_for(
 ) -> bool:
     """Check a webhook for `list_id`; whether a waiting job was woken (False: the list is
     ours but no longer waited on). Raises HookRefused, having changed nothing."""
-    if not reference or not sig:
-        raise HookRefused(401, "unsigned webhook: the address needs ref and sig")
-    if not signed(secret, provider, reference, sig):
-        raise HookRefused(403, "webhook signature does not match its reference")
+    reference = check_signed(secret, provider, reference, sig)
     where = parse_reference(reference)
     lists = [] if where is None else await store.lists(where[0])
     known = next(
