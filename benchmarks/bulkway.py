@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
+import os
 import tempfile
 import time
 from collections import Counter
@@ -301,7 +302,10 @@ async def section(
                 figures.append(await run_job(name, rows, scale, Path(tmp)))
             else:
                 figures.append(await run_provider(name, rows, scale))
-    return report(figures, rows, scale, job)
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    return (
+        report(figures, rows, scale, job) + f"\nMachine load (1, 5, 15 min) at the end: {load}.\n"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
