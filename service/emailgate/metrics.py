@@ -6,7 +6,11 @@ address, a domain or a key: every label value comes from a small closed set.
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections.abc import Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.metrics_core import Metric
 
 # Checks are bounded by the deadline (1.5 s by default); buckets resolve both the cache path
 # (sub-millisecond) and the provider path (hundreds of milliseconds).
@@ -25,12 +29,67 @@ JOB_STAGES = ("invalid", "duplicate", "local", "cached", "provider")
 WEBHOOK_OUTCOMES = ("delivered", "failed", "gave_up", "refused")
 
 
+class Tally:
+    """Counts and observations of the per-request families kept as plain numbers, added to
+    their prometheus-client children whenever the registry is collected (a scrape,
+    `get_sample_value`): the exposition is the children's own, unchanged.
+
+    A child's `inc` takes a lock and checks its argument, a histogram's `observe` also walks
+    its buckets: about 0.7 µs each, five of them on every cache hit. The event loop is the
+    only writer, so the hot path needs neither. Registered first on its registry, so that
+    it is collected (and folds) before the families it feeds."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.counts: dict[Counter, int] = {}
+        self.observed: dict[Histogram, list[float]] = {}
+        """Per histogram child: the sum of its pending observations, then a count per bucket."""
+        registry.register(self)
+
+    def inc(self, child: Counter) -> None:
+        """Count one for `child` (a labelled Counter)."""
+        counts = self.counts
+        counts[child] = counts.get(child, 0) + 1
+
+    def observe(self, child: Histogram, value: float) -> None:
+        """One observation of `value` for `child` (a labelled Histogram)."""
+        bounds = child._upper_bounds  # +Inf last; `observe` counts in the first bound >= value
+        pending = self.observed.get(child)
+        if pending is None:
+            pending = self.observed[child] = [0.0] * (len(bounds) + 1)
+        pending[0] += value
+        pending[bisect_left(bounds, value) + 1] += 1
+
+    def fold(self) -> None:
+        """Add the pending numbers to their children."""
+        counts, self.counts = self.counts, {}
+        for counter, n in counts.items():
+            counter.inc(n)
+        observed, self.observed = self.observed, {}
+        for hist, pending in observed.items():
+            # The child's own values (what its `observe` adds to): no public call adds many.
+            hist._sum.inc(pending[0])
+            for value, seen in zip(hist._buckets, pending[1:], strict=True):
+                if seen:
+                    value.inc(seen)
+
+    def describe(self) -> list[Metric]:
+        """No family of its own (the registry asks)."""
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        """Fold, and yield nothing: the children yield the numbers."""
+        self.fold()
+        return iter(())
+
+
 class Metrics:
     """Every metric family the service exports, registered on `registry`."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
+        self.tally = Tally(r)
+        """The hot path's counts, folded into their families whenever the registry is read."""
         self.enrich = EnrichMetrics(r)
         """Enrichment's families (docs/enrich.md), on this registry."""
         self.checks = Counter(
@@ -148,14 +207,15 @@ class Metrics:
         child = self._check_children.get(key)
         if child is None:
             child = self._check_children[key] = self.checks.labels(*key)
-        child.inc()
+        tally = self.tally
+        tally.inc(child)
         hist = self._duration_children.get(source)
         if hist is None:
             hist = self._duration_children[source] = self.check_duration.labels(source)
-        hist.observe(seconds)
+        tally.observe(hist, seconds)
 
     def cache_lookup(self, *, hit: bool) -> None:
-        (self._hit if hit else self._miss).inc()
+        self.tally.inc(self._hit if hit else self._miss)
 
     def cache_error(self, op: str) -> None:
         self.cache_errors.labels(op).inc()

@@ -198,7 +198,7 @@ class Gate:
         child = self.admitted.get((name, grant))
         if child is None:  # a key the keys file dropped while its request was on its way
             child = self.requests.labels(name, grant)
-        child.inc()
+        self.metrics.tally.inc(child)
 
     async def __call__(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         """The middleware."""
