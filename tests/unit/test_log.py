@@ -27,12 +27,14 @@ def stream() -> Iterator[io.StringIO]:
 
 
 def test_event_writes_what_the_formatter_writes(stream: io.StringIO) -> None:
-    """Same keys, same values but the time, with the request id, one line each."""
+    """Same keys, same values but the time, with the request id, one line each; the fixed
+    fields spliced in pre-serialised read back as the logging record's extra fields."""
     logger = logging.getLogger("emailgate.verify")
     token = logsetup.request_id.set("abc123")
+    fixed = {"context": "signup", "state": "unknown", "cached": True, "odd": 'a"\\b'}
     try:
-        logsetup.event(logger, "check", {"event": "check", "score": 60})
-        logger.info("check", extra={"event": "check", "score": 60})
+        logsetup.event(logger, "check", {"event": "check", "score": 60}, logsetup.Fixed(fixed))
+        logger.info("check", extra={"event": "check", "score": 60, **fixed})
     finally:
         logsetup.request_id.reset(token)
     fast, slow = (orjson.loads(line) for line in stream.getvalue().splitlines())
@@ -42,6 +44,7 @@ def test_event_writes_what_the_formatter_writes(stream: io.StringIO) -> None:
     }
     assert fast["ts"][:19] <= slow["ts"][:19] and fast["ts"].endswith("Z")
     assert fast["request_id"] == "abc123"
+    assert fast["odd"] == 'a"\\b' and fast["cached"] is True
 
 
 def test_event_honours_the_level(stream: io.StringIO) -> None:
@@ -55,9 +58,11 @@ def test_event_goes_through_logging_when_another_handler_listens(
     stream: io.StringIO, caplog: pytest.LogCaptureFixture
 ) -> None:
     """With a capturing handler installed (tests, an embedding app) records are still made."""
+    fixed = logsetup.Fixed({"context": "signup"})
     with caplog.at_level(logging.INFO):
-        logsetup.event(logging.getLogger("emailgate.verify"), "check", {"event": "check"})
+        logsetup.event(logging.getLogger("emailgate.verify"), "check", {"event": "check"}, fixed)
     assert [getattr(r, "event", None) for r in caplog.records] == ["check"]
+    assert [getattr(r, "context", None) for r in caplog.records] == ["signup"]
 
 
 class CountingStream(io.StringIO):
