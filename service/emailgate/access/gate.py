@@ -224,11 +224,17 @@ class Gate:
             request.remote, tuple(request.headers.getall("X-Forwarded-For", ()))
         )
         if ring is None:
-            window = await self.counter.take(self._bucket("open", bucket), self.settings.open_rate)
+            name, rate = self._bucket("open", bucket), self.settings.open_rate
+            # In-process counting never waits: no coroutine for it (one hit per request).
+            memory = self.counter is self.memory
+            window = (
+                self.memory.take_now(name, rate) if memory else await self.counter.take(name, rate)
+            )
             _rate_headers(headers, window)
             if not window.allowed:
                 self._refuse(request, ip, None, _too_many(window, headers))
             self._count(OPEN_NAME, "providers")
+            request[GRANT] = OPEN  # set, so that the handler's read does not raise and catch
             request[CLIENT] = OPEN_CLIENT
             return await handler(request)
 
@@ -238,7 +244,9 @@ class Gate:
         assert key is not None
         rate = key.rate or self.settings.open_rate
         per = bucket if key.kind is KeyKind.PUBLIC else "*"
-        window = await self.counter.take(self._bucket("key", key.name, per), rate)
+        name = self._bucket("key", key.name, per)
+        memory = self.counter is self.memory
+        window = self.memory.take_now(name, rate) if memory else await self.counter.take(name, rate)
         _rate_headers(headers, window)
         if not window.allowed:
             self._refuse(request, ip, key, _too_many(window, headers))

@@ -49,4 +49,5 @@ def note_answer(request: web.Request, result: CheckResult) -> None:
     """Record whether this answer is charged to the caller's credit budget: it is when it
     is provider-backed (fresh or from the cache: the two must look alike), and when it made
     provider calls that failed or timed out (else failures would be free to cause)."""
-    request[SPENT] = result.provider_calls > 0 or result.verdict.source in PAID
+    if result.provider_calls > 0 or result.verdict.source in PAID:
+        request[SPENT] = True  # unset reads as False: no write for the answers that cost nothing
