@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests import openapi_check
 from tests.conftest import free_port
 from tests.fakes.dns_server import DNSServer
 from tests.fakes.emailconsul import FakeEmailConsul
@@ -144,6 +145,8 @@ async def test_forged_unsigned_and_unknown_webhooks_are_refused_and_wake_nothing
         await service.stop()
     assert [status for status, _ in refused] == [401, 401, 403, 403, 404, 404, 400]
     assert all(body["success"] is False and body["message"] for _, body in refused)
+    for status, body in [*refused, accepted]:
+        openapi_check.check("POST", HOOK, status, body)
     assert quiet == []
     assert accepted == (200, {"success": True, "woken": True})
     assert len(woken) == 1 and woken[0] >= woke_at - 0.05

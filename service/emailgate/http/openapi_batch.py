@@ -146,7 +146,7 @@ _MISSING = _err("No such job for this key (another key's job is not found either
 
 
 def paths() -> dict[str, Any]:
-    """The `/api/v1/batch` paths."""
+    """The `/api/v1/batch` paths, and the EmailConsul webhook that wakes a job's list."""
     fields = {
         "name": {"type": "string", "maxLength": 500},
         "context": {"type": "string", "default": "marketing"},
@@ -293,6 +293,52 @@ def paths() -> dict[str, Any]:
                     "409": _err("The job is not waiting for approval."),
                     "413": _err("The body is too large."),
                     **_WHO,
+                },
+            },
+        },
+        "/hooks/emailconsul": {
+            "post": {
+                "operationId": "emailconsulWebhook",
+                "summary": "EmailConsul's list webhook (EMAILGATE_EMAILCONSUL_WEBHOOK_URL): the "
+                "job waiting on the list polls it at once",
+                "security": [],
+                "parameters": [
+                    {"name": name, "in": "query", "required": True, "schema": {"type": "string"}}
+                    for name in ("ref", "sig")
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["id"],
+                                "properties": {"id": {"type": ["string", "integer"]}},
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": {
+                        "description": "Taken as a wake-up (`woken`: a job waits on the list).",
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["success", "woken"],
+                                    "properties": {
+                                        "success": {"const": True},
+                                        "woken": {"type": "boolean"},
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "400": _err("Not a JSON object with the list's id."),
+                    "401": _err("No ref and sig in the address."),
+                    "403": _err("sig is not the signature of ref."),
+                    "404": _err("No list of ours with this id and reference (or not configured)."),
+                    "413": _err("The body is too large."),
                 },
             },
         },
