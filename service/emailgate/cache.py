@@ -204,10 +204,22 @@ class VerdictCache:
         credits); no other variant does (`Address.identity`)."""
         return NAMESPACE + self.hasher.hash(address.identity)
 
+    @property
+    def in_process(self) -> bool:
+        """Whether the verdicts are in this process: `get_now` reads them without awaiting."""
+        return self._memory is not None
+
+    def get_now(self, key: str) -> Verdict | None:
+        """`get` from the in-process cache (`in_process`), without a coroutine to await."""
+        assert self._memory is not None
+        verdict = self._load(self._memory.peek(key))
+        self.metrics.cache_lookup(hit=verdict is not None)
+        return verdict
+
     async def get(self, key: str, *, budget: float) -> Verdict | None:
         """The cached verdict, or None on a miss, an error or a damaged entry."""
         if self._memory is not None:
-            value = self._memory.peek(key)
+            return self.get_now(key)
         else:
             try:
                 value = await self.backend.get(

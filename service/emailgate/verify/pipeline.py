@@ -239,14 +239,19 @@ class Verifier:
     ) -> tuple[Fresh, bool]:
         if sandbox:
             return Fresh(sandbox_verdict(address)), False
-        facts = self.lists.facts(address.ascii_domain)
-        role = self.lists.is_role(address.user)
         key = self.cache.key(address)
         deadline_at = start + (BACKGROUND_DEADLINE if background else self.deadline)
         if read_cache:
-            cached = await self.cache.get(key, budget=deadline_at - self.clock())
+            cache = self.cache
+            cached = (
+                cache.get_now(key)  # an in-process read: no coroutine (a hit is all of it)
+                if cache.in_process
+                else await cache.get(key, budget=deadline_at - self.clock())
+            )
             if cached is not None:
                 return Fresh(cached), True
+        facts = self.lists.facts(address.ascii_domain)
+        role = self.lists.is_role(address.user)
         # A background check never shares a signup's flight: neither waits on the other's lane.
         task, _shared = self.flight.start(
             (key, use_providers, background),

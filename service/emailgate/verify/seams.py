@@ -40,6 +40,15 @@ class VerdictStore(Protocol):
         """The stored verdict, or None on a miss or any failure, within `budget` seconds."""
         ...
 
+    @property
+    def in_process(self) -> bool:
+        """True when the verdicts are in this process: `get_now` reads them."""
+        ...
+
+    def get_now(self, key: str) -> Verdict | None:
+        """`get` without awaiting, for a store that is `in_process`."""
+        ...
+
     async def set(self, key: str, verdict: Verdict) -> None:
         """Keep `verdict` for as long as its state and source allow."""
         ...
