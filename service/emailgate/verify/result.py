@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import MISSING, dataclass, field, fields
 from enum import StrEnum
 from typing import Any, get_type_hints
 
@@ -73,15 +73,18 @@ class Address:
     ascii_domain: str
     """The domain in IDNA (ASCII) form, what DNS and providers are asked about."""
 
-    @property
-    def identity(self) -> str:
-        """The mailbox this address names, for cache keys and duplicates (docs/access.md).
+    identity: str = field(init=False, repr=False, compare=False)
+    """The mailbox this address names, for cache keys and duplicates (docs/access.md).
 
-        Mainstream providers treat ASCII letters of a local part alike in either case, so
-        those are lower-cased; nothing else is. Unicode case folding would make `ſam@`
-        (long s) and `STRAßE@` the same mailbox as `sam@` and `strasse@`: one person's
-        verdict would be served for another's address."""
-        return f"{self.user.translate(_ASCII_LOWER)}@{self.ascii_domain}"
+    Mainstream providers treat ASCII letters of a local part alike in either case, so
+    those are lower-cased; nothing else is. Unicode case folding would make `ſam@`
+    (long s) and `STRAßE@` the same mailbox as `sam@` and `strasse@`: one person's
+    verdict would be served for another's address. Made once per Address (the parser's
+    are memoised, so once per address seen): every check reads it twice."""
+
+    def __post_init__(self) -> None:
+        identity = f"{self.user.translate(_ASCII_LOWER)}@{self.ascii_domain}"
+        object.__setattr__(self, "identity", identity)
 
 
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
