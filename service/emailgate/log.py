@@ -138,7 +138,8 @@ def event(
     usual.
     """
     handler = _Fast.handler
-    if handler is None or logging.getLogger().handlers != [handler]:
+    handlers = logging.root.handlers
+    if handler is None or len(handlers) != 1 or handlers[0] is not handler:
         logger.info(msg, extra={**fields, **fixed.fields})
         return
     if not logger.isEnabledFor(logging.INFO):
