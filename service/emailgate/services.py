@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
 from aiocache.base import BaseCache
+from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
@@ -129,13 +130,27 @@ def connect_redis(url: str, *, deadline: float) -> aioredis.Redis:
 async def warm_pool(client: aioredis.Redis, connections: int = 16) -> bool:
     """Open some pooled connections now: opening dozens at once under the first burst of
     traffic costs a few milliseconds each, enough to push lookups past their timeout."""
+    # One at a time, each held until all are open: opened all at once on a busy machine, the
+    # handshakes queue behind each other and the later ones miss their connect timeout. Each
+    # step is bounded by the client's own pool, connect and read timeouts.
+    pool = client.connection_pool
+    held: list[AbstractConnection] = []
+    warm = False
     try:
-        await asyncio.wait_for(
-            asyncio.gather(*(client.ping() for _ in range(connections))), timeout=2.0
-        )
+        for _ in range(connections):
+            # redis-py's deprecation wrapper leaves it untyped.
+            held.append(conn := await pool.get_connection())  # type: ignore[no-untyped-call]
+            await conn.send_command("PING")
+            await conn.read_response()
+        warm = True
     except (aioredis.RedisError, OSError, TimeoutError):
-        return False
-    return True
+        pass
+    finally:
+        for conn in held:
+            if not warm:  # a reply may still be on its way: never hand that one out
+                await conn.disconnect()
+            await pool.release(conn)
+    return warm
 
 
 @contextlib.asynccontextmanager

@@ -91,13 +91,18 @@ async def test_a_burst_on_a_cold_pool_fails_open(redis_url: str) -> None:
 async def test_many_concurrent_operations_wait_for_the_warm_bounded_pool(redis_url: str) -> None:
     """Once warmed, 300 concurrent lookups on 64 connections queue for the pool and all hit
     (aiocache's default pool would raise "Too many connections" instead)."""
-    # A generous per-operation timeout: what is under test is queueing, not latency.
-    cache, client = make(redis_url, op_timeout=1.0)
+    # Generous timeouts (per operation, waiting for a pooled connection, on the socket): what is
+    # under test is queueing, not latency, and a busy machine stretches every round trip.
+    cache, client = make(redis_url, op_timeout=5.0)
+    pool = client.connection_pool
+    assert isinstance(pool, aioredis.BlockingConnectionPool)
+    pool.timeout = 5.0
+    pool.connection_kwargs.update(socket_timeout=5.0, socket_connect_timeout=5.0)
     try:
         assert await warm_pool(client, 64)
         await cache.set("k", GOOD)
-        results = await asyncio.gather(*(cache.get("k", budget=2) for _ in range(300)))
+        results = await asyncio.gather(*(cache.get("k", budget=10) for _ in range(300)))
         assert results == [GOOD] * 300
-        assert client.connection_pool.max_connections == 64
+        assert pool.max_connections == 64
     finally:
         await client.aclose()
