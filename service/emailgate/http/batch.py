@@ -387,13 +387,15 @@ async def download(request: web.Request) -> web.StreamResponse:
     # EMAILGATE_JOB_WORKER=process: a child writes the CSV; this loop only copies bytes.
     path = await jobs.ingest.export(job.id, export)
     try:
-        await response.prepare(request)
-        with path.open("rb") as f:
-            while chunk := await asyncio.to_thread(f.read, 256 * 1024):
-                await response.write(chunk)
-        await response.write_eof()
+        f = path.open("rb")
     finally:
+        # Gone from the folder before a byte is sent; the open file still reads to its end.
         path.unlink(missing_ok=True)
+    with f:
+        await response.prepare(request)
+        while chunk := await asyncio.to_thread(f.read, 256 * 1024):
+            await response.write(chunk)
+        await response.write_eof()
     return response
 
 
