@@ -141,9 +141,10 @@ async def test_a_lost_hash_key_does_not_split_the_fleet(fleet: Fleet, loss: str)
 
 @pytest.mark.slow
 async def test_verdicts_never_fill_redis_into_evicting_control_state(fleet: Fleet) -> None:
-    """Redis with a memory limit and allkeys-lru, already 80 % full of verdicts: thousands of
-    new verdicts later nothing was evicted (the hash key and the client-limit windows are
-    still there): verdict writes paused before the limit; /readyz and the metric say so."""
+    """Redis with a memory limit and allkeys-lru, already 80 % full of verdicts: fresh verdicts
+    until the guard pauses their writes (/readyz, the metric and one log line say so), then
+    2,500 more, none written; nothing was evicted (the hash key and the client-limit windows
+    are still there)."""
     redis = fleet.redis
     a = fleet.replicas[0]
     info = await redis.info("memory")
@@ -177,14 +178,33 @@ async def test_verdicts_never_fill_redis_into_evicting_control_state(fleet: Flee
                     assert r.status == 200
                     await r.read()
 
-            await asyncio.gather(*(fill(i) for i in range(2500)))
-            detail = (await readyz(http, a))["checks"]["cache"]["detail"]
+            async def paused() -> bool:
+                detail = (await readyz(http, a))["checks"]["cache"]["detail"]
+                return "verdict writes paused" in detail
+
+            # Batches of 250 (about 2 % of the limit each), each followed by a guard period
+            # once Redis is past the pause mark: the test never outruns the guard's 2 s reads,
+            # whatever the machine's speed or the size of a verdict.
+            sent = 0
+            while not await paused():
+                assert sent < 40_000, "Redis never reached the pause mark"
+                await asyncio.gather(*(fill(sent + i) for i in range(250)))
+                sent += 250
+                memory = await redis.info("memory")
+                if int(memory["used_memory"]) >= 0.85 * limit:
+                    for _ in range(50):  # up to 5 s: a guard period and then some
+                        if await paused():
+                            break
+                        await asyncio.sleep(0.1)
+            verdicts = len([k async for k in redis.scan_iter("emailgate:v1:verdict:*")])
+            await asyncio.gather(*(fill(sent + i) for i in range(2500)))
+            assert len([k async for k in redis.scan_iter("emailgate:v1:verdict:*")]) <= verdicts
+            assert await paused()
             async with http.get(f"{a.url}/metrics") as r:
                 metrics = await r.text()
         assert int((await redis.info("stats"))["evicted_keys"]) == before
         assert await redis.get(REDIS_KEY) is not None
         assert [k async for k in redis.scan_iter("emailgate:v1:rl:*")]
-        assert "verdict writes paused" in detail
         assert "emailgate_cache_writes_paused 1.0" in metrics
         assert [e["event"] for e in events(a, "cache_writes_paused")] == ["cache_writes_paused"]
     finally:

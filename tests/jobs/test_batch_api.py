@@ -174,6 +174,7 @@ async def test_column_overrides(make_client: MakeClient, tmp_path: Path) -> None
         ({"emails": ["a@good.com"] * 50_001}, 413, "50000"),
         ({"emails": ["a@good.com"], "context": "nope"}, 400, "context"),
         ({"emails": ["a@good.com"], "max_credits": -1}, 400, "max_credits"),
+        ({"emails": ["a@good.com"], "max_credits": 2**63}, 400, "max_credits"),
         ({"emails": ["a@good.com"], "callback_url": "https://hooks.example.org/x"}, 400,
          "EMAILGATE_WEBHOOK_SECRET"),
         ([], 400, "object"),
@@ -299,6 +300,8 @@ async def test_max_credits_waits_for_approval(
     assert fake_listcleanser.calls.emails(VERIFY) == []
     refused = await client.post(f"{BATCH}/{job_id}/start", json={"max_credits": 4})
     assert refused.status == 400
+    too_large = await client.post(f"{BATCH}/{job_id}/start", json={"max_credits": 2**63})
+    assert too_large.status == 400 and "max_credits" in (await too_large.json())["message"]
     started = await client.post(f"{BATCH}/{job_id}/start", json={"max_credits": 5})
     assert started.status == 200, await started.text()
     done = await wait_status(client, job_id)

@@ -23,7 +23,7 @@ from emailgate.config import Settings
 from emailgate.http.errors import BadRequest, json_response
 from emailgate.jobs.export import EXPORT_TYPES, csv_chunks
 from emailgate.jobs.ingest import IngestError, file_batches, kind_of, list_batches, open_table
-from emailgate.jobs.model import STATES, Job, JobStatus
+from emailgate.jobs.model import MAX_CREDITS, STATES, Job, JobStatus
 from emailgate.jobs.offload import IngestPool, Upload
 from emailgate.jobs.service import Jobs
 from emailgate.jobs.store import NewJob
@@ -258,6 +258,15 @@ def _kind(filename: str | None) -> str:
         raise _ingest_http(e) from None
 
 
+def _max_credits(value: Any) -> int | None:
+    """`max_credits` as given, or 400: a whole number the job store's column holds."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_CREDITS:
+        raise BadRequest(f"'max_credits' must be a whole number from 0 to {MAX_CREDITS}")
+    return value
+
+
 def _form_int(raw: str) -> Any:
     try:
         return int(raw)
@@ -303,11 +312,7 @@ async def _new_job(request: web.Request, owner: str, fields: dict[str, Any]) -> 
         verifier.threshold(context)
     except UnknownContext as e:
         raise BadRequest(str(e)) from None
-    max_credits = fields.get("max_credits")
-    if max_credits is not None and (
-        isinstance(max_credits, bool) or not isinstance(max_credits, int) or max_credits < 0
-    ):
-        raise BadRequest("'max_credits' must be a whole number, 0 or more")
+    max_credits = _max_credits(fields.get("max_credits"))
     callback = fields.get("callback_url") or None
     if callback is not None:
         if not isinstance(callback, str):
@@ -411,11 +416,7 @@ async def start(request: web.Request) -> web.Response:
             raise BadRequest("the body is not valid JSON") from None
         if not isinstance(data, dict):
             raise BadRequest('the body must be a JSON object like {"max_credits": 1000}')
-        max_credits = data.get("max_credits")
-        if max_credits is not None and (
-            isinstance(max_credits, bool) or not isinstance(max_credits, int) or max_credits < 0
-        ):
-            raise BadRequest("'max_credits' must be a whole number, 0 or more")
+        max_credits = _max_credits(data.get("max_credits"))
     if job.status is not JobStatus.WAITING_APPROVAL:
         raise web.HTTPConflict(text=f"the job is {job.status.value}, not waiting_approval")
     if max_credits is not None and job.billable > max_credits:

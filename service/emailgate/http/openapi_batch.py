@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from emailgate.jobs.model import MAX_CREDITS
+
 STATUSES = ["processing", "waiting_approval", "processed", "failed", "cancelled"]
 STATES = ["deliverable", "undeliverable", "risky", "unknown"]
 _int0: dict[str, Any] = {"type": "integer", "minimum": 0}
+_credits: dict[str, Any] = {"type": "integer", "minimum": 0, "maximum": MAX_CREDITS}
 
 JOB: dict[str, Any] = {
     "type": "object",
@@ -151,7 +154,7 @@ def paths() -> dict[str, Any]:
         "name": {"type": "string", "maxLength": 500},
         "context": {"type": "string", "default": "marketing"},
         "callback_url": {"type": "string", "description": "https URL for status webhooks."},
-        "max_credits": {"type": "integer", "minimum": 0},
+        "max_credits": _credits,
     }
     return {
         "/api/v1/batch": {
@@ -281,7 +284,7 @@ def paths() -> dict[str, Any]:
                         "application/json": {
                             "schema": {
                                 "type": "object",
-                                "properties": {"max_credits": {"type": "integer", "minimum": 0}},
+                                "properties": {"max_credits": _credits},
                             }
                         }
                     },

@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+MAX_CREDITS = 2**31 - 1  # a job's max_credits: the largest INTEGER of PostgreSQL's column
+
 
 class JobStatus(StrEnum):
     """The contract's job `status`."""
