@@ -246,10 +246,13 @@ async def test_bad_files_are_4xx_and_store_nothing(make_client: MakeClient, tmp_
     assert not uploads.exists() or list(uploads.iterdir()) == []
 
 
-async def test_unknown_job_ids_are_404(make_client: MakeClient) -> None:
-    """An id that does not exist, or is not a number, is a 404 on every job path."""
-    client = await make_client()
-    for path in (f"{BATCH}/99", f"{BATCH}/abc", f"{BATCH}/99/download"):
+async def test_unknown_job_ids_are_404(make_client: MakeClient, store_url: str | None) -> None:
+    """An id that does not exist, is not a number, is a digit int() refuses (²) or is beyond
+    the id column (an error in PostgreSQL, not a miss) is a 404 on every job path."""
+    client = await make_client(**({"EMAILGATE_DATABASE_URL": store_url} if store_url else {}))
+    odd = ("%C2%B2", "2147483648", "99999999999", "999999999999")
+    odd_paths = [*(f"{BATCH}/{n}" for n in odd), *(f"/api/v1/enrich/{n}" for n in odd)]
+    for path in (f"{BATCH}/99", f"{BATCH}/abc", f"{BATCH}/99/download", *odd_paths):
         response = await client.get(path)
         assert response.status == 404
     assert (await client.delete(f"{BATCH}/99")).status == 404

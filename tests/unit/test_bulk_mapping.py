@@ -7,6 +7,7 @@ import pytest
 from emailgate.bulk import listcleaner
 from emailgate.bulk.csvrows import email_csv, read_rows
 from emailgate.bulk.emailconsul import row_verdict
+from emailgate.bulk.wire import whole_number
 from emailgate.config import Secret, Settings, SettingsError
 from emailgate.providers.errors import BadResponse
 from emailgate.verify.result import Reason, Source, State
@@ -193,3 +194,10 @@ def test_result_csv_without_a_required_column_names_what_it_has() -> None:
         list(read_rows("email,status\r\na@x.com,ok\r\n", "x", required=["email", "reason"]))
     with pytest.raises(BadResponse, match="empty"):
         list(read_rows("", "x", required=["email"]))
+
+
+def test_provider_counts_are_ascii_whole_numbers_or_nothing() -> None:
+    """Numbers and strings of ASCII digits are counts; "²", "٣", booleans and junk are not
+    (int() refuses the first two, so they must not get that far)."""
+    assert [whole_number(v) for v in (436, "436", " 7 ", 0)] == [436, 436, 7, 0]
+    assert [whole_number(v) for v in ("²", "٣", True, "", "1.5", None, [1])] == [None] * 7

@@ -39,7 +39,7 @@ from emailgate.bulk.base import BulkStatus, ListFailed
 from emailgate.bulk.client import BulkClient, WireSettings
 from emailgate.bulk.csvrows import email_csv, read_rows
 from emailgate.bulk.hooks import hook_url
-from emailgate.bulk.wire import Answer, path_id
+from emailgate.bulk.wire import Answer, path_id, whole_number
 from emailgate.config import Secret
 from emailgate.pacing.base import Pacer
 from emailgate.providers.errors import BadResponse
@@ -211,11 +211,8 @@ def _progress(item: Mapping[str, Any]) -> float:
 
 def _count(value: Any) -> int:
     """A count: a number, or a string of digits (the webhooks' shape)."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
-    return 0
+    count = whole_number(value)
+    return 0 if count is None else count
 
 
 def _read_created(answer: Answer) -> str:

@@ -42,7 +42,7 @@ import aiohttp
 from emailgate.bulk.base import BulkState, BulkStatus, ListFailed
 from emailgate.bulk.client import BulkClient, WireSettings
 from emailgate.bulk.csvrows import email_csv, read_rows
-from emailgate.bulk.wire import Answer, NotReady, path_id
+from emailgate.bulk.wire import Answer, NotReady, path_id, whole_number
 from emailgate.config import Secret
 from emailgate.pacing.base import Pacer
 from emailgate.providers.errors import BadResponse, ProviderUnavailable
@@ -229,10 +229,8 @@ def _read_download(answer: Answer) -> list[dict[str, str]]:
 
 
 def _read_credits(answer: Answer) -> int:
-    credits = answer.json(NAME)["credits"]
-    if isinstance(credits, str) and credits.strip().isdigit():
-        credits = int(credits)
-    if isinstance(credits, bool) or not isinstance(credits, int):
+    credits = whole_number(answer.json(NAME)["credits"])
+    if credits is None:
         raise BadResponse(f"{NAME}: credits answer has no integer credits")
     return max(0, credits)
 
@@ -243,10 +241,5 @@ def _ignore(answer: Answer) -> None:
 
 def _number(value: Any) -> int:
     """Listcleaner sends counts as numbers or as strings of digits (`"436"`)."""
-    if isinstance(value, bool):
-        return 0
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
-    return 0
+    number = whole_number(value)
+    return 0 if number is None else number

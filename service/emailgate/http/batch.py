@@ -23,7 +23,7 @@ from emailgate.config import Settings
 from emailgate.http.errors import BadRequest, json_response
 from emailgate.jobs.export import EXPORT_TYPES, csv_chunks
 from emailgate.jobs.ingest import IngestError, file_batches, kind_of, list_batches, open_table
-from emailgate.jobs.model import MAX_CREDITS, STATES, Job, JobStatus
+from emailgate.jobs.model import MAX_CREDITS, STATES, Job, JobStatus, job_id
 from emailgate.jobs.offload import IngestPool, Upload
 from emailgate.jobs.service import Jobs
 from emailgate.jobs.store import NewJob
@@ -53,10 +53,10 @@ def _sandbox(request: web.Request) -> bool:
 
 
 async def _job_of(request: web.Request) -> Job:
-    raw = request.match_info.get("id", "")
-    if not raw.isdigit() or len(raw) > 12:
+    found = job_id(request.match_info.get("id", ""))
+    if found is None:
         raise web.HTTPNotFound(text="no such job")
-    job: Job | None = await _jobs(request).store.get(int(raw), owner=_owner(request))
+    job: Job | None = await _jobs(request).store.get(found, owner=_owner(request))
     if job is None or job.kind != "batch":
         raise web.HTTPNotFound(text="no such job")
     return job

@@ -19,7 +19,7 @@ from emailgate.enrich.request import InvalidRequest, TooManyContacts, parse_requ
 from emailgate.http.batch import _int_param, _jobs, _owner, _read_limited, _sandbox
 from emailgate.http.errors import BadRequest, json_response
 from emailgate.jobs.enrich_store import OUTCOMES, EnrichStore, NewEnrichJob
-from emailgate.jobs.model import Job, JobStatus
+from emailgate.jobs.model import Job, JobStatus, job_id
 from emailgate.jobs.service import HOOK_PATH, provider_hook_token
 from emailgate.jobs.webhooks import CallbackRefused, check_callback
 from emailgate.verify.decision import UnknownContext
@@ -105,10 +105,10 @@ async def status(request: web.Request) -> web.Response:
 
 
 async def _enrich_job(request: web.Request) -> Job:
-    raw = request.match_info.get("id", "")
-    if not raw.isdigit() or len(raw) > 12:
+    found = job_id(request.match_info.get("id", ""))
+    if found is None:
         raise web.HTTPNotFound(text="no such job")
-    job: Job | None = await _jobs(request).store.get(int(raw), owner=_owner(request))
+    job: Job | None = await _jobs(request).store.get(found, owner=_owner(request))
     if job is None or job.kind != "enrich":
         raise web.HTTPNotFound(text="no such job")
     return job

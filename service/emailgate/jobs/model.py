@@ -7,7 +7,18 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-MAX_CREDITS = 2**31 - 1  # a job's max_credits: the largest INTEGER of PostgreSQL's column
+MAX_INT = 2**31 - 1  # the largest INTEGER of PostgreSQL's columns (ids, max_credits)
+MAX_CREDITS = MAX_INT
+
+
+def job_id(raw: str) -> int | None:
+    """A job id from a URL path, or None: ASCII digits only (str.isdigit passes "²", which
+    int() refuses) and within the id column's range (a larger number is an error in
+    PostgreSQL, not a miss)."""
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 10):
+        return None
+    value = int(raw)
+    return value if value <= MAX_INT else None
 
 
 class JobStatus(StrEnum):
