@@ -28,6 +28,7 @@ from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_runner import GracefulExit
 
+from emailgate import latency
 from emailgate.http.errors import error
 
 log = logging.getLogger("emailgate.http")
@@ -156,6 +157,7 @@ async def _serve(
     try:
         for sock in sockets:
             await web.SockSite(runner, sock).start()
+        latency.tune()  # what start-up made lives for ever: out of the collector's sight
         await asyncio.Event().wait()  # until a signal raises GracefulExit here
     finally:
         # Connections the kernel took before the signal are served, not reset: uvloop may
