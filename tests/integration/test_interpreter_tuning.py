@@ -10,7 +10,7 @@ from typing import Any
 
 import aiohttp
 
-from emailgate.latency import SWITCH_INTERVAL_S
+from emailgate.latency import SWITCH_INTERVAL_S, YOUNG_THRESHOLD
 from tests.fakes.dns_server import DNSServer
 from tests.serviceproc import ServiceProcess
 
@@ -30,13 +30,15 @@ async def test_serve_freezes_its_start_up_heap_and_shortens_the_switch_interval(
     dns_server: DNSServer, tmp_path: Path
 ) -> None:
     """The line reports what the interpreter says: tens of thousands of start-up objects
-    frozen, and the switch interval at SWITCH_INTERVAL_S; the service still answers."""
+    frozen, young collections every YOUNG_THRESHOLD allocations, the switch interval at
+    SWITCH_INTERVAL_S; the service still answers."""
     log_path = tmp_path / "serve.log"
     service = await ServiceProcess.start({"EMAILGATE_DNS_SERVERS": dns_server.address}, log_path)
     try:
         record = await tuned_line(log_path)
         assert record["frozen_objects"] > 10_000
         assert record["switch_interval_s"] == SWITCH_INTERVAL_S
+        assert record["gc_threshold"][0] == YOUNG_THRESHOLD
         async with (
             aiohttp.ClientSession() as http,
             http.get(f"{service.url}/api/v1/verify", params={"email": "ann@good.com"}) as r,
