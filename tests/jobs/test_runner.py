@@ -15,6 +15,7 @@ import pytest
 
 from emailgate.bulk.base import BulkState, BulkStatus, ListFailed
 from emailgate.config import Settings
+from emailgate.jobs.giveway import GIVE_WAY_POLL, GIVE_WAY_S
 from emailgate.jobs.ingest import list_batches
 from emailgate.jobs.model import JobStatus
 from emailgate.jobs.runner import Runner
@@ -283,3 +284,32 @@ async def test_an_upload_whose_answer_was_lost_is_adopted(
     assert ("find_list", f"emailgate-job-{job_id}-list-{row}") in bulk.calls
     done = await store.get(job_id)
     assert done is not None and done.status is JobStatus.PROCESSED and done.credits_spent == 3
+
+
+@pytest.mark.parametrize("signups", [0, 1])
+async def test_a_job_gives_way_to_signups_in_flight_but_is_not_stopped_by_them(
+    store: JobStore, services: Services, signups: int
+) -> None:
+    """With an interactive check being answered on the same loop, each job step first waits
+    (GIVE_WAY_S in GIVE_WAY_POLL steps) before its work, and the job still ends; with none, a
+    step never waits."""
+    events: list[str] = []
+
+    async def sleep(seconds: float) -> None:
+        if seconds == GIVE_WAY_POLL:
+            events.append("wait")
+        await asyncio.sleep(0)
+
+    services.verifier.interactive = signups
+    job_id = await add_job(store)
+    r = Runner(store, services.verifier, metrics=Metrics(), chain=None, bulk=[], worker="w1",
+               sleep=sleep, lease_ttl=30, heartbeat=30,
+               on_answers=lambda _job, _answers: events.append("answers"))  # fmt: skip
+    await run_once(r, store)
+    job = await store.get(job_id)
+    assert job is not None and job.status is JobStatus.PROCESSED
+    steps = round(GIVE_WAY_S / GIVE_WAY_POLL)
+    if signups:
+        assert events[:steps] == ["wait"] * steps and "answers" in events
+    else:
+        assert "wait" not in events and "answers" in events

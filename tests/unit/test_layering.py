@@ -25,6 +25,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "log": set(),
     "metrics": set(),
     "lru": {"clock"},
+    "latency": set(),  # the interpreter tuned once serve has started (http/server.py)
     "redis_fallback": {"clock"},
     "config": {"rate", "verify"},  # verify/result.py: the provider names
     # The check itself and the interfaces it needs (verify/seams.py); no adapter in sight.
@@ -49,7 +50,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "appkeys": BASE | {"config", "services", "jobs"},  # jobs: the typed key of the app's Jobs
     # The edge: access decides who may ask; http answers and imports access, never back.
     "access": BASE | {"config", "appkeys", "verify"},
-    "http": BASE | {"config", "appkeys", "access", "verify", "services", "jobs"},
+    "http": BASE | {"config", "appkeys", "access", "verify", "services", "jobs", "latency"},
     "app": BASE
     | {
         "config",

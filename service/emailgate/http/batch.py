@@ -93,6 +93,11 @@ async def create(request: web.Request) -> web.Response:
         raise web.HTTPUnsupportedMediaType(
             text="send application/json or multipart/form-data (field email_list)"
         )
+    verifier = request.app[appkeys.SERVICES].verifier
+
+    def signups() -> int:  # checks in flight: reading the upload gives way to them
+        return verifier.interactive
+
     try:
         new = await _new_job(request, owner, fields)
         gate = request.app[access.GATE]
@@ -107,7 +112,7 @@ async def create(request: web.Request) -> web.Response:
         if jobs.ingest is not None:
             job = await _create_in_child(jobs, jobs.ingest, new, emails, spool, fields, settings)
         elif emails is not None:
-            job = await jobs.store.create(new, list_batches(emails))
+            job = await jobs.store.create(new, list_batches(emails, busy=signups))
         else:
             assert spool is not None
             path, kind = spool
@@ -115,7 +120,7 @@ async def create(request: web.Request) -> web.Response:
             table = await asyncio.to_thread(open_table, path, kind, fields.get("column"))
             new = NewJob(**{**_asdict(new), "columns": table.columns})
             job = await jobs.store.create(
-                new, file_batches(table, max_rows=settings.batch_max_rows)
+                new, file_batches(table, max_rows=settings.batch_max_rows, busy=signups)
             )
     except IngestError as e:
         raise _ingest_http(e) from None

@@ -11,11 +11,12 @@ import asyncio
 import codecs
 import csv
 import zipfile
-from collections.abc import AsyncIterator, Generator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from emailgate.jobs.giveway import give_way
 from emailgate.jobs.store import InRow
 from emailgate.verify.syntax import InvalidAddress, parse_address
 
@@ -138,10 +139,11 @@ def open_table(path: Path, kind: str, column: str | None) -> Table:
 
 
 async def file_batches(
-    table: Table, *, max_rows: int, batch: int = BATCH
+    table: Table, *, max_rows: int, batch: int = BATCH, busy: Callable[[], int] = lambda: 0
 ) -> AsyncIterator[list[InRow]]:
     """The table's rows as InRows, a batch at a time, parsed in a worker thread (the event
-    loop keeps answering signups); IngestError 413 past `max_rows`."""
+    loop keeps answering signups), each batch given to the store once no `busy()` signup is
+    being answered (giveway.py); IngestError 413 past `max_rows`."""
     rows = table.rows()
     count = 0
 
@@ -164,6 +166,7 @@ async def file_batches(
             count += len(chunk)
             if count > max_rows:
                 raise IngestError(413, f"the file has more than {max_rows} rows")
+            await give_way(busy)
             yield chunk
     finally:
         rows.close()
@@ -171,11 +174,15 @@ async def file_batches(
         raise IngestError(400, "the list is empty")
 
 
-async def list_batches(emails: Sequence[str], batch: int = BATCH) -> AsyncIterator[list[InRow]]:
-    """A JSON list of addresses as InRows (column `email`)."""
+async def list_batches(
+    emails: Sequence[str], batch: int = BATCH, busy: Callable[[], int] = lambda: 0
+) -> AsyncIterator[list[InRow]]:
+    """A JSON list of addresses as InRows (column `email`), given way as `file_batches`."""
     for start in range(0, len(emails), batch):
         chunk = emails[start : start + batch]
-        yield await asyncio.to_thread(lambda c=chunk: [to_row([e], e) for e in c])  # type: ignore[misc]
+        rows = await asyncio.to_thread(lambda c=chunk: [to_row([e], e) for e in c])  # type: ignore[misc]
+        await give_way(busy)
+        yield rows
 
 
 def _raw_rows(path: Path, kind: str) -> Iterator[list[Any]]:

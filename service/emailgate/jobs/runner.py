@@ -25,6 +25,7 @@ from typing import Protocol, runtime_checkable
 from emailgate.bulk.base import BulkProvider, BulkState, ListFailed, find_list, paused_for
 from emailgate.bulk.hooks import Wakeups, list_reference
 from emailgate.bulk.wire import may_have_landed
+from emailgate.jobs.giveway import give_way
 from emailgate.jobs.lease import (
     HEARTBEAT,
     LEASE_TTL,
@@ -160,6 +161,7 @@ class Runner(LeaseWorker[_Run]):
         known: dict[str, MailDomain] = {}
         while True:
             self._check(run)
+            await self._give_way()
             chunk = await self.store.work(job.id, states=["pending"], after=after, limit=CHUNK)
             if not chunk:
                 break
@@ -458,6 +460,7 @@ class Runner(LeaseWorker[_Run]):
         idle = NO_SLOT_WAIT
         while not waiting.gave_up(self.clock()):
             self._check(run)
+            await self._give_way()
             # As many as the last round got slots for, and some: few slots, small groups.
             group = await self.store.work(job.id, states=["pending"], limit=size)
             if not group:
@@ -490,6 +493,7 @@ class Runner(LeaseWorker[_Run]):
         if address is None:
             return self._answer(job, item, _invalid(), "invalid", cached=False)
         outcome = await chain.verify_spare(address, PROVIDER_TIMEOUT)
+        await self._give_way()  # the slot is spent; what is left is CPU work
         if outcome is None:
             return None
         if outcome.verdict is None:
@@ -568,9 +572,14 @@ class Runner(LeaseWorker[_Run]):
         ).to_dict()
         return Answer(item.seq, stage, verdict.state.value, result, paid=paid)
 
+    async def _give_way(self) -> None:
+        """A step waits while interactive checks are answered on this loop (giveway.py)."""
+        await give_way(lambda: self.verifier.interactive, self.sleep)
+
     async def _store_answers(self, job: Job, answers: Sequence[Answer]) -> None:
         if not answers:
             return
+        await self._give_way()
         await self.store.answer(job.id, answers)
         for a in answers:
             self.metrics.job_addresses.labels(job.kind, a.stage).inc()

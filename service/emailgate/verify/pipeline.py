@@ -168,6 +168,9 @@ class Verifier:
         self.trust = ResolverTrust(resolver, lists.popular, metrics=metrics)
         self._fresh_durations: dict[Source, deque[float]] = {}
         self._random = random.Random()
+        self.interactive = 0
+        """Interactive checks (not `background`) being answered now: jobs on this event loop
+        give way while there are any (jobs/runner.py)."""
 
     def threshold(self, context: str) -> int:
         """The threshold of `context`; raises UnknownContext (a 400 at the HTTP layer)."""
@@ -196,6 +199,8 @@ class Verifier:
         threshold = self.threshold(context)
         start = self.clock()
         self.metrics.in_flight += 1
+        interactive = not background
+        self.interactive += interactive
         try:
             try:
                 address = parse_address(raw)
@@ -211,6 +216,7 @@ class Verifier:
             return result
         finally:
             self.metrics.in_flight -= 1
+            self.interactive -= interactive
 
     async def _as_if_fresh(self, result: CheckResult, start: float) -> CheckResult:
         """A cache hit dressed as a fresh check: `cached` false, and a duration (and answer
