@@ -352,7 +352,8 @@ async def main_async(args: argparse.Namespace) -> int:
         print(f"batch benchmark: bulk way, {args.bulk_rows:,} rows …", file=sys.stderr, flush=True)
         text += "\n" + await bulkway.section(args.bulk_rows, quick=args.bulk_quick)
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / f"batch-{datetime.now(UTC):%Y-%m-%d}"
+    mode = "-inline" if args.worker == "inline" else ""  # process, the default, has no suffix
+    stem = args.out / f"batch{mode}-{datetime.now(UTC):%Y-%m-%d}"
     stem.with_suffix(".md").write_text(text)
     stem.with_suffix(".json").write_text(json.dumps([asdict(r) for r in results], indent=2))
     print(text)
