@@ -7,9 +7,9 @@ import pytest
 from emailgate.bulk import listcleaner
 from emailgate.bulk.csvrows import email_csv, read_rows
 from emailgate.bulk.emailconsul import row_verdict
-from emailgate.bulk.wire import whole_number
 from emailgate.config import Secret, Settings, SettingsError
 from emailgate.providers.errors import BadResponse
+from emailgate.providers.http import whole_number
 from emailgate.verify.result import Reason, Source, State
 
 # -- settings ---------------------------------------------------------------------------------

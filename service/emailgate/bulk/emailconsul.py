@@ -39,10 +39,11 @@ from emailgate.bulk.base import BulkStatus, ListFailed
 from emailgate.bulk.client import BulkClient, WireSettings
 from emailgate.bulk.csvrows import email_csv, read_rows
 from emailgate.bulk.hooks import hook_url
-from emailgate.bulk.wire import Answer, path_id, whole_number
+from emailgate.bulk.wire import Answer, path_id
 from emailgate.config import Secret
 from emailgate.pacing.base import Pacer
 from emailgate.providers.errors import BadResponse
+from emailgate.providers.http import whole_number
 from emailgate.verify.result import Reason, Source, State, Verdict
 
 log = logging.getLogger("emailgate.bulk")

@@ -42,10 +42,11 @@ import aiohttp
 from emailgate.bulk.base import BulkState, BulkStatus, ListFailed
 from emailgate.bulk.client import BulkClient, WireSettings
 from emailgate.bulk.csvrows import email_csv, read_rows
-from emailgate.bulk.wire import Answer, NotReady, path_id, whole_number
+from emailgate.bulk.wire import Answer, NotReady, path_id
 from emailgate.config import Secret
 from emailgate.pacing.base import Pacer
 from emailgate.providers.errors import BadResponse, ProviderUnavailable
+from emailgate.providers.http import whole_number
 from emailgate.verify import local
 from emailgate.verify.result import Reason, Source, State, Verdict
 

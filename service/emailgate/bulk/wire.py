@@ -296,13 +296,3 @@ def path_id(provider: str, list_id: str) -> str:
     if not list_id or len(list_id) > 200 or not all(c.isalnum() or c in "-_" for c in list_id):
         raise ListFailed(f"{provider}: list id {list_id[:40]!r} is not an id")
     return list_id
-
-
-def whole_number(value: Any) -> int | None:
-    """A count as providers send it: a number, or a string of ASCII digits (`"436"`); None
-    for anything else (str.isdigit also passes "²", which int() refuses)."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and (text := value.strip()).isascii() and text.isdigit():
-        return int(text)
-    return None

@@ -26,7 +26,7 @@ import aiohttp
 
 from emailgate.config import Secret
 from emailgate.providers.errors import BadResponse
-from emailgate.providers.http import classify_status, guarded, read_json
+from emailgate.providers.http import classify_status, guarded, read_json, whole_number
 from emailgate.verify.result import Address, Reason, Source, State, Verdict
 
 NAME = Source.CLEANMYLIST.value
@@ -114,11 +114,7 @@ def parse_answer(body: Any) -> tuple[Verdict, int | None]:
         role=risk == "role",
         possible_spamtrap=spamtrap,
     )
-    quota = body.get("quota")
-    credits = int(quota) if isinstance(quota, str) and _is_digits(quota.strip()) else None
-    if isinstance(quota, int) and not isinstance(quota, bool):
-        credits = quota
-    return verdict, credits
+    return verdict, whole_number(body.get("quota"))
 
 
 def _is_digits(text: str) -> bool:

@@ -111,3 +111,13 @@ async def read_json(response: aiohttp.ClientResponse, provider: str) -> Any:
         return orjson.loads(body)
     except orjson.JSONDecodeError:
         raise BadResponse(f"{provider}: body is not JSON") from None
+
+
+def whole_number(value: Any) -> int | None:
+    """A count as providers send it: a number, or a string of ASCII digits (`"436"`); None
+    for anything else (str.isdigit also passes "²", which int() refuses)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and (text := value.strip()).isascii() and text.isdigit():
+        return int(text)
+    return None
