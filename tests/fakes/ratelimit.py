@@ -52,12 +52,14 @@ class SlidingWindow:
         retry_after = 0.0
         if not allowed:
             # A call at now + d is allowed once the (count - limit) oldest have left the window.
-            retry_after = arrivals[count - limit] + window - now
+            retry_after = window - (now - arrivals[count - limit])
         return Decision(
             allowed=allowed,
             limit=limit,
             remaining=max(0, limit - count),
-            reset_s=arrivals[0] + window - now,
+            # Not `arrivals[0] + window - now`: that sum rounds, and for a call just made it
+            # can come out a hair above the window, which the header rounds up to 61.
+            reset_s=window - (now - arrivals[0]),
             retry_after_s=retry_after,
         )
 
