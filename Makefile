@@ -25,3 +25,4 @@ serve:
 
 bench: venv
 	$(PY) -m benchmarks
+	$(PY) -m benchmarks.layers
