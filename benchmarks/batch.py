@@ -58,7 +58,6 @@ MIX = {"fresh": 0.50, "cached": 0.20, "duplicate": 0.10, "invalid": 0.03, "dispo
 P99_TARGET = 1.2
 RSS_GROWTH_TARGET = 1.25  # the largest size's peak RSS over the smallest's
 PACE_TARGET = 1.5  # the job's time over the provider-paced minimum
-DEBUG = False
 
 
 @dataclass
@@ -121,8 +120,6 @@ async def signups(url: str, rate: float, stop: asyncio.Event, tag: str) -> list[
                 await r.read()
                 assert r.status == 200
             latencies.append(time.perf_counter() - start)
-            if DEBUG:
-                print(f"{start:.2f} {latencies[-1] * 1000:.0f}", file=sys.stderr)
 
         n = 0
         next_at = time.perf_counter()
@@ -187,25 +184,6 @@ async def run_size(rows: int, args: argparse.Namespace, workdir: Path) -> SizeRe
         alone = await alone_task
         await reset(fakes)
         rss_before = tree_rss(service.pid)
-        spy = None
-        if DEBUG:
-            spy = await asyncio.create_subprocess_exec(
-                "py-spy",
-                "record",
-                "-r",
-                "200",
-                "-o",
-                "/tmp/i16-spy.txt",
-                "--format",
-                "raw",
-                "-d",
-                "12",
-                "-p",
-                str(service.pid),
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.DEVNULL,
-            )
-            await asyncio.sleep(1)
         # The job, with the same signup load beside it.
         stop = asyncio.Event()
         during_task = asyncio.create_task(signups(service.url, args.signup_rps, stop, "d"))
@@ -243,8 +221,6 @@ async def run_size(rows: int, args: argparse.Namespace, workdir: Path) -> SizeRe
             t_end = time.perf_counter()
         stop.set()
         during = await during_task
-        if spy is not None:
-            await spy.wait()
         await sampler
         assert out_rows == rows + 1, (out_rows, rows)
         seen = await calls(fakes)
