@@ -31,18 +31,17 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import uvloop
 from aiohttp import web
-from aiohttp.typedefs import Handler
+from aiohttp.typedefs import Handler, Middleware
 from tests.fakes.dns_server import DNSServer
 
 from benchmarks import machine
 from benchmarks.corpus import zone
-from benchmarks.procs import HASH_KEY, UNLIMITED_OPEN_RATE
+from benchmarks.procs import service_env
 from emailgate import latency
 from emailgate import log as logsetup
 from emailgate.access.gate import Gate
@@ -141,38 +140,18 @@ async def _serve(app: web.Application, requests: int, repeats: int) -> tuple[flo
         await runner.cleanup()
 
 
-def _constant_app(
-    body: bytes, layer: Callable[[], web.Application] | None = None
-) -> web.Application:
+def _constant_app(body: bytes, *middlewares: Middleware) -> web.Application:
     async def verify(request: web.Request) -> web.Response:
         return web.Response(body=body, headers={"Content-Type": JSON})
 
-    app = layer() if layer is not None else web.Application()
+    app = web.Application()
+    app.middlewares.extend(middlewares)
     app.router.add_get("/api/v1/verify", verify)
     return app
 
 
-def _with_middleware(admit: Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
-                     ) -> Callable[[], web.Application]:  # fmt: skip
-    def make() -> web.Application:
-        app = web.Application()
-        app.middlewares.append(middleware(admit=admit))
-        return app
-
-    return make
-
-
-def _empty_middleware() -> web.Application:
-    @web.middleware
-    async def passes(request: web.Request, handler: Handler) -> web.StreamResponse:
-        return await handler(request)
-
-    app = web.Application()
-    app.middlewares.append(passes)
-    return app
-
-
 async def _passes(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Passes the request on: an empty middleware, or an access step that admits everyone."""
     return await handler(request)
 
 
@@ -182,14 +161,9 @@ async def measure(requests: int, repeats: int) -> dict[str, Any]:
     await dns.start()
     scratch = tempfile.TemporaryDirectory(prefix="emailgate-layers-")  # the job store's SQLite
     try:
-        env = {
-            "EMAILGATE_HOST": "127.0.0.1",
-            "EMAILGATE_DNS_SERVERS": dns.address,
-            "EMAILGATE_OPEN_RATE": UNLIMITED_OPEN_RATE,
-            "EMAILGATE_HASH_KEY": HASH_KEY,
-            "EMAILGATE_DATA_DIR": scratch.name,
-        }
-        settings = Settings.from_env(env)
+        settings = Settings.from_env(
+            service_env({"EMAILGATE_DNS_SERVERS": dns.address, "EMAILGATE_DATA_DIR": scratch.name})
+        )
         latency.tune()  # as `emailgate serve` does once started; for every stack alike
         us: dict[str, float] = {}
         us["emailgate"], answer = await _serve(create_app(settings), requests, repeats)
@@ -201,14 +175,14 @@ async def measure(requests: int, repeats: int) -> dict[str, Any]:
         if b'"success":true' not in body:
             raise RuntimeError(f"emailgate did not answer the check: {answer[:300]!r}")
         gate = Gate(settings, Metrics(), ring=None)
-        apps = {
-            "bare": lambda: _constant_app(body),
-            "+ empty middleware": lambda: _constant_app(body, _empty_middleware),
-            "+ request id, error shape": lambda: _constant_app(body, _with_middleware(_passes)),
-            "+ access gate": lambda: _constant_app(body, _with_middleware(gate)),
+        layers: dict[str, tuple[Middleware, ...]] = {
+            "bare": (),
+            "+ empty middleware": (web.middleware(_passes),),
+            "+ request id, error shape": (middleware(admit=_passes),),
+            "+ access gate": (middleware(admit=gate),),
         }
-        for name, make in apps.items():
-            us[name], _ = await _serve(make(), requests, repeats)
+        for name, stack in layers.items():
+            us[name], _ = await _serve(_constant_app(body, *stack), requests, repeats)
     finally:
         await dns.stop()
         scratch.cleanup()
